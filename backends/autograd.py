@@ -1,0 +1,223 @@
+"""autograd adapter: an array-API shim over ``autograd.numpy``, a degeneracy-safe ``eigh``.
+
+autograd's boxed arrays report NumPy's (non-array-API) namespace, so hamdesign never infers the
+namespace from an array; the shim ``xp`` below maps each array-API name it needs onto an
+``autograd.numpy`` function that has a gradient. autograd and JAX share the complex-gradient
+convention (∂/∂x − i ∂/∂y); the shared eigh rule is written in PyTorch's (the conjugate), hence
+the conjugations in ``_eigh_vjp``.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import autograd as _autograd
+import autograd.numpy as _anp
+import numpy as _np
+from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
+
+from ._eigh_rule import eigh_vjp_wirtinger
+
+name = "autograd"
+version = getattr(_autograd, "__version__", "unknown")
+can_differentiate = True
+can_compile = False
+
+
+def devices() -> list[str]:
+    return ["cpu"]
+
+
+def _select_device() -> str:
+    if os.environ.get("HAMDESIGN_DEVICE", "cpu").lower() not in ("cpu", ""):
+        raise RuntimeError("the autograd backend runs on the CPU only; set HAMDESIGN_DEVICE=cpu")
+    return "cpu"
+
+
+device = _select_device()
+
+
+def _no_device(fn):
+    def call(*args, device=None, **kwargs):
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def _astype(x, dtype, /, *, copy=True):
+    kind = _np.dtype(dtype).kind
+    if kind == "c":
+        return x * (1.0 + 0.0j)
+    if kind == "f":
+        if _np.iscomplexobj(getval(x)):
+            raise TypeError("astype from complex to real would drop the imaginary part; use real()")
+        return x * 1.0
+    return _np.asarray(getval(x), dtype=dtype)  # integer and boolean arrays carry no gradient
+
+
+def _concat(arrays, /, *, axis=0):
+    return _anp.concatenate(list(arrays), axis=axis)
+
+
+def _take(x, indices, /, *, axis=None):
+    idx = getval(indices)
+    if axis is None:
+        return _anp.ravel(x)[idx]
+    sl = (slice(None),) * (axis % x.ndim) + (idx,)
+    return x[sl]
+
+
+def _sum(x, /, *, axis=None, dtype=None, keepdims=False):
+    return _anp.sum(x, axis=axis, keepdims=keepdims)
+
+
+def _mean(x, /, *, axis=None, keepdims=False):
+    return _anp.mean(x, axis=axis, keepdims=keepdims)
+
+
+def _prod(x, /, *, axis=None, dtype=None, keepdims=False):
+    return _anp.prod(x, axis=axis, keepdims=keepdims)
+
+
+def _reshape(x, /, shape, *, copy=None):
+    return _anp.reshape(x, shape)
+
+
+def _permute_dims(x, /, axes):
+    return _anp.transpose(x, axes)
+
+
+def _matrix_transpose(x, /):
+    return _anp.swapaxes(x, -1, -2)
+
+
+def _round(x, /):
+    return _anp.round(x)
+
+
+xp = SimpleNamespace(
+    __name__="hamdesign.backends.autograd.xp",
+    float64=_np.float64,
+    complex128=_np.complex128,
+    int64=_np.int64,
+    bool=_np.bool_,
+    pi=_np.pi,
+    e=_np.e,
+    asarray=_no_device(lambda x, dtype=None, copy=None: _anp.array(x, dtype=dtype)),
+    zeros=_no_device(_anp.zeros),
+    ones=_no_device(_anp.ones),
+    eye=_no_device(lambda n, m=None, /, *, k=0, dtype=None: _anp.eye(n, m, k=k, dtype=dtype)),
+    arange=_no_device(_np.arange),
+    linspace=_no_device(_np.linspace),
+    reshape=_reshape,
+    stack=lambda arrays, /, *, axis=0: _anp.stack(list(arrays), axis=axis),
+    concat=_concat,
+    expand_dims=lambda x, /, *, axis=0: _anp.expand_dims(x, axis),
+    permute_dims=_permute_dims,
+    matrix_transpose=_matrix_transpose,
+    matmul=_anp.matmul,
+    tensordot=lambda a, b, /, *, axes=2: _anp.tensordot(a, b, axes=axes),
+    take=_take,
+    where=_anp.where,
+    sum=_sum,
+    prod=_prod,
+    mean=_mean,
+    max=lambda x, /, *, axis=None, keepdims=False: _anp.max(x, axis=axis, keepdims=keepdims),
+    min=lambda x, /, *, axis=None, keepdims=False: _anp.min(x, axis=axis, keepdims=keepdims),
+    abs=_anp.abs,
+    sqrt=_anp.sqrt,
+    exp=_anp.exp,
+    log=_anp.log,
+    sin=_anp.sin,
+    cos=_anp.cos,
+    tanh=_anp.tanh,
+    real=_anp.real,
+    imag=_anp.imag,
+    conj=_anp.conj,
+    astype=_astype,
+    isfinite=lambda x, /: _np.isfinite(getval(x)),
+    all=lambda x, /, *, axis=None, keepdims=False: _np.all(getval(x), axis=axis, keepdims=keepdims),
+    clip=lambda x, /, min=None, max=None: _anp.clip(x, min, max),
+    round=_round,
+)
+
+
+def asarray(x, dtype=None):
+    """NumPy array (autograd traces NumPy arrays); floats float64, complex numbers complex128."""
+    return _np.asarray(x, dtype=dtype)
+
+
+def to_numpy(x):
+    return _np.asarray(getval(x))
+
+
+def _dagger(a):
+    return _anp.conj(_anp.swapaxes(a, -1, -2))
+
+
+@primitive
+def eigh(h):
+    """Batched Hermitian eigendecomposition with the broadened derivative of ``_eigh_rule``."""
+    w, u = _np.linalg.eigh(h)
+    return w, u
+
+
+def _eigh_vjp(ans, h):
+    w, u = ans
+
+    def vjp(g):
+        w_bar, u_bar = g
+        u_bar_torch = None if u_bar is None else _np.conj(u_bar)
+        grad = eigh_vjp_wirtinger(
+            w,
+            u,
+            w_bar,
+            u_bar_torch,
+            xp=_np,
+            matmul=_np.matmul,
+            dagger=lambda a: _np.conj(_np.swapaxes(a, -1, -2)),
+            eye=lambda n: _np.eye(n, dtype=u.dtype),
+        )
+        return _np.conj(grad)
+
+    return vjp
+
+
+defvjp(eigh, _eigh_vjp)
+
+
+def value_and_grad(f, has_aux: bool = False):
+    """``(value, grad)`` of ``f`` with respect to its first argument (``((value, aux), grad)``)."""
+    if not has_aux:
+        return _autograd.value_and_grad(f)
+
+    def with_aux(x, *args, **kwargs):
+        captured = {}
+
+        def main(x_):
+            value, aux = f(x_, *args, **kwargs)
+            captured["aux"] = _unbox_tree(aux)
+            return value
+
+        value, grad = _autograd.value_and_grad(main)(x)
+        return (value, captured["aux"]), grad
+
+    return with_aux
+
+
+def _unbox_tree(tree):
+    if isinstance(tree, dict):
+        return {k: _unbox_tree(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_unbox_tree(v) for v in tree)
+    return getval(tree)
+
+
+def jit(f):
+    return f
+
+
+def stop_gradient(x):
+    return getval(x)

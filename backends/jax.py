@@ -1,0 +1,88 @@
+"""JAX adapter: ``jax.numpy`` with 64-bit floats enabled, a degeneracy-safe ``eigh`` and ``jax.jit``.
+
+Importing this module sets ``jax_enable_x64`` globally, because hamdesign computes in
+float64 / complex128 throughout.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as xp  # noqa: E402
+
+from ._eigh_rule import broadened_inverse_gaps  # noqa: E402
+
+name = "jax"
+version = _jax.__version__
+can_differentiate = True
+can_compile = True
+
+
+def devices() -> list[str]:
+    return [f"{d.platform}:{d.id}" for d in _jax.devices()]
+
+
+def _select_device():
+    wanted = os.environ.get("HAMDESIGN_DEVICE", "cpu").lower() or "cpu"
+    if wanted == "cpu":
+        return _jax.devices("cpu")[0]
+    if wanted == "gpu":
+        try:
+            return _jax.devices("gpu")[0]
+        except RuntimeError as err:
+            raise RuntimeError("HAMDESIGN_DEVICE=gpu but jax sees no GPU (install jax[cuda12])") from err
+    raise RuntimeError(f"unknown HAMDESIGN_DEVICE={wanted!r}; use cpu or gpu")
+
+
+device = _select_device()
+
+
+def asarray(x, dtype=None):
+    """Place ``x`` on the selected device; floats are float64 and complex numbers complex128."""
+    return _jax.device_put(xp.asarray(x, dtype=dtype), device)
+
+
+def to_numpy(x):
+    import numpy
+
+    return numpy.asarray(x)
+
+
+def _dagger(a):
+    return xp.conj(xp.swapaxes(a, -1, -2))
+
+
+@_jax.custom_jvp
+def eigh(h):
+    """Batched Hermitian eigendecomposition with the broadened derivative of ``_eigh_rule``."""
+    w, u = xp.linalg.eigh(h)
+    return w, u
+
+
+@eigh.defjvp
+def _eigh_jvp(primals, tangents):
+    (h,) = primals
+    (dh,) = tangents
+    w, u = eigh(h)
+    dh = 0.5 * (dh + _dagger(dh))  # jnp.linalg.eigh symmetrises its input, so does the tangent
+    m = _dagger(u) @ dh @ u
+    dw = xp.real(xp.diagonal(m, axis1=-2, axis2=-1))
+    du = u @ (broadened_inverse_gaps(w, xp=xp) * m)
+    return (w, u), (dw, du)
+
+
+def value_and_grad(f, has_aux: bool = False):
+    """``(value, grad)`` of ``f`` with respect to its first argument (``((value, aux), grad)``)."""
+    return _jax.value_and_grad(f, has_aux=has_aux)
+
+
+def jit(f):
+    return _jax.jit(f)
+
+
+def stop_gradient(x):
+    return _jax.lax.stop_gradient(x)

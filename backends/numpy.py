@@ -1,0 +1,56 @@
+"""NumPy adapter: forward evaluation only (no automatic differentiation)."""
+
+from __future__ import annotations
+
+import os
+
+import array_api_compat.numpy as xp
+import numpy as _np
+
+name = "numpy"
+version = _np.__version__
+can_differentiate = False
+can_compile = False
+
+
+def devices() -> list[str]:
+    return ["cpu"]
+
+
+def _select_device() -> str:
+    if os.environ.get("HAMDESIGN_DEVICE", "cpu").lower() not in ("cpu", ""):
+        raise RuntimeError("the numpy backend runs on the CPU only; set HAMDESIGN_DEVICE=cpu")
+    return "cpu"
+
+
+device = _select_device()
+
+
+def asarray(x, dtype=None):
+    """Convert to a NumPy array; Python floats become float64 and complex numbers complex128."""
+    return _np.asarray(x, dtype=dtype)
+
+
+def to_numpy(x) -> _np.ndarray:
+    return _np.asarray(x)
+
+
+def eigh(h):
+    """Batched Hermitian eigendecomposition (reads the lower triangle)."""
+    w, u = _np.linalg.eigh(h)
+    return w, u
+
+
+def value_and_grad(f, has_aux: bool = False):
+    raise NotImplementedError(
+        "the numpy backend cannot differentiate; choose one of jax, torch, autograd "
+        "(HAMDESIGN_BACKEND=jax or hamdesign --backend jax)"
+    )
+
+
+def jit(f):
+    return f
+
+
+def stop_gradient(x):
+    return x

@@ -1,0 +1,120 @@
+"""PyTorch adapter: ``array_api_compat.torch``, a degeneracy-safe ``eigh`` and ``torch.func`` gradients.
+
+Arrays are created as float64 / complex128 explicitly; torch's global default dtype is left alone.
+``jit`` is the identity unless ``HAMDESIGN_TORCH_COMPILE=1`` (Inductor has no complex codegen).
+"""
+
+from __future__ import annotations
+
+import os
+
+import array_api_compat.torch as xp
+import torch as _torch
+
+from ._eigh_rule import eigh_vjp_wirtinger
+
+name = "torch"
+version = _torch.__version__
+can_differentiate = True
+can_compile = os.environ.get("HAMDESIGN_TORCH_COMPILE", "0") == "1"
+
+
+def devices() -> list[str]:
+    found = ["cpu"]
+    if _torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(_torch.cuda.device_count())]
+    return found
+
+
+def _select_device():
+    wanted = os.environ.get("HAMDESIGN_DEVICE", "cpu").lower() or "cpu"
+    if wanted == "cpu":
+        return _torch.device("cpu")
+    if wanted == "gpu":
+        if not _torch.cuda.is_available():
+            raise RuntimeError("HAMDESIGN_DEVICE=gpu but torch sees no CUDA device")
+        return _torch.device("cuda")
+    raise RuntimeError(f"unknown HAMDESIGN_DEVICE={wanted!r}; use cpu or gpu")
+
+
+device = _select_device()
+
+_DEFAULT_DTYPE = {float: _torch.float64, int: _torch.int64, complex: _torch.complex128}
+
+
+def asarray(x, dtype=None):
+    """Tensor on the selected device; floats are float64 and complex numbers complex128."""
+    if isinstance(x, _torch.Tensor):
+        return x.to(device=device, dtype=dtype) if dtype is not None else x.to(device)
+    import numpy
+
+    arr = numpy.asarray(x)
+    if dtype is None and arr.dtype.kind in "fc":
+        dtype = _torch.complex128 if arr.dtype.kind == "c" else _torch.float64
+    if dtype is None and arr.dtype.kind in "iub" and arr.dtype.kind != "b":
+        dtype = _torch.int64
+    return _torch.as_tensor(arr, dtype=dtype, device=device)
+
+
+def to_numpy(x):
+    return x.detach().cpu().numpy()
+
+
+def _dagger(a):
+    return a.transpose(-1, -2).conj()
+
+
+class _Eigh(_torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(h):
+        w, u = _torch.linalg.eigh(h)
+        return w, u
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        w, u = output
+        ctx.save_for_backward(w, u)
+
+    @staticmethod
+    def backward(ctx, w_bar, u_bar):
+        w, u = ctx.saved_tensors
+        return eigh_vjp_wirtinger(
+            w,
+            u,
+            w_bar,
+            u_bar,
+            xp=xp,
+            matmul=_torch.matmul,
+            dagger=_dagger,
+            eye=lambda n: _torch.eye(n, dtype=u.dtype, device=u.device),
+        )
+
+
+def eigh(h):
+    """Batched Hermitian eigendecomposition with the broadened derivative of ``_eigh_rule``."""
+    return _Eigh.apply(h)
+
+
+def value_and_grad(f, has_aux: bool = False):
+    """``(value, grad)`` of ``f`` with respect to its first argument (``((value, aux), grad)``)."""
+    from torch.func import grad_and_value
+
+    transformed = grad_and_value(f, has_aux=has_aux)
+
+    def wrapped(*args, **kwargs):
+        grad, value = transformed(*args, **kwargs)
+        return value, grad
+
+    return wrapped
+
+
+def jit(f):
+    if can_compile:
+        return _torch.compile(f)
+    return f
+
+
+def stop_gradient(x):
+    return x.detach()

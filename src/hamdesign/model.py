@@ -1,0 +1,406 @@
+"""Tight-binding models: structure (immutable) plus a flat real parameter vector.
+
+Bloch convention (PHYSICS.md §1, the "tight-binding" convention with the true orbital positions
+in the phase, as in PythTB and WannierBerri's TB mode)::
+
+    H_ij(k)   = Σ_R t_ij(R) exp(i k·d),      d = R + τ_j − τ_i
+    v^a(k)    = ∂H/∂k_a      =  Σ_R i d_a t_ij(R) e^{ik·d}
+    w^ab(k)   = ∂²H/∂k_a∂k_b = −Σ_R d_a d_b t_ij(R) e^{ik·d}
+
+with t_ij(R) = <i,0|H|j,R>. Each bond is listed once; its Hermitian partner
+t_ji(−R) = t_ij(R)* is added here. All three matrices come from one batched contraction: the
+hoppings are gathered into dense blocks T_R, then ``exp(2πi k·n_R) @ [T, R_a T, R_a R_b T]`` and
+an elementwise product with Φ_ij(k) = exp(i k·(τ_j − τ_i)). No Python loop over k or hoppings and
+no in-place writes, so the same code differentiates and jits on every backend.
+
+NumPy appears here only for static structure (index tables, k-independent geometry); every
+quantity that depends on the parameters goes through the active backend's ``xp``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import backend as _backend
+from .amplitudes import Amplitude, factor_tables, parse_amplitude
+from .errors import ModelError, ParameterError
+from .lattice import Lattice
+
+
+@dataclass(frozen=True)
+class Hopping:
+    """One bond ``t_ij(R) = <i,0|H|j,R>``; ``R`` in lattice-vector units (length = lattice.dim)."""
+
+    i: int
+    j: int
+    R: tuple[int, ...]
+    amplitude: Amplitude
+
+    @property
+    def is_onsite(self) -> bool:
+        return self.i == self.j and not any(self.R)
+
+
+@dataclass(frozen=True, eq=False)
+class TightBinding:
+    """An immutable tight-binding model.
+
+    Build one with :meth:`TightBinding.build`; evaluate it with :func:`hamiltonian` and
+    :func:`hamiltonian_derivatives` at a flat real parameter vector ``params`` whose entries are
+    named by ``parameter_names`` (defaults in ``default_params``).
+    """
+
+    lattice: Lattice
+    positions: np.ndarray  # (norb, 3) Cartesian
+    hoppings: tuple[Hopping, ...]
+    parameter_names: tuple[str, ...]
+    default_params: np.ndarray
+    orbital_names: tuple[str, ...]
+    name: str = "model"
+    energy_unit: str = "eV"
+    length_unit: str = "Å"
+    parameter_info: Mapping[str, str] = field(default_factory=dict)
+    _tables: dict = field(default_factory=dict, repr=False)
+
+    # ----------------------------------------------------------------------------- construction
+    @classmethod
+    def build(
+        cls,
+        lattice: Lattice,
+        positions: Sequence[Sequence[float]],
+        hoppings: Iterable[tuple],
+        parameters: Mapping[str, float] | None = None,
+        *,
+        positions_are: str = "reduced",
+        orbital_names: Sequence[str] | None = None,
+        name: str = "model",
+        energy_unit: str = "eV",
+        length_unit: str = "Å",
+        parameter_info: Mapping[str, str] | None = None,
+    ) -> TightBinding:
+        """Validate and build a model.
+
+        Parameters
+        ----------
+        lattice
+            The :class:`~hamdesign.lattice.Lattice`.
+        positions
+            Orbital positions τ_i, reduced coordinates along the lattice vectors (default) or
+            Cartesian (``positions_are="cartesian"``); ``dim`` or 3 components each.
+        hoppings
+            Iterable of ``(i, j, R, amplitude)``: orbital indices (0-based), R in lattice vectors
+            (``dim`` integers), amplitude a number, ``[re, im]``, an expression string such as
+            ``"t2*exp(i*phi)"`` or an :class:`~hamdesign.amplitudes.Amplitude`. Each bond once; its
+            conjugate is added. Entries with the same (i, j, R) add up. On-site terms (i = j, R = 0)
+            must be real.
+        parameters
+            Named real parameters with their default values.
+        """
+        params = dict(parameters or {})
+        names = tuple(params)
+        try:
+            defaults = np.array([float(params[n]) for n in names], dtype=float)
+        except (TypeError, ValueError) as err:
+            raise ParameterError(f"parameter values must be real numbers: {params}") from err
+        pos = np.array(positions, dtype=float)
+        if pos.ndim != 2 or pos.shape[0] < 1 or pos.shape[1] not in (lattice.dim, 3):
+            raise ModelError(f"orbital positions must be (norb, {lattice.dim} or 3), got shape {pos.shape}")
+        if not np.all(np.isfinite(pos)):
+            raise ModelError("orbital positions contain NaN or inf")
+        if pos.shape[1] < 3:
+            pos = np.pad(pos, ((0, 0), (0, 3 - pos.shape[1])))
+        if positions_are == "reduced":
+            pos = pos @ lattice.vectors
+        elif positions_are != "cartesian":
+            raise ModelError(f"positions_are must be 'reduced' or 'cartesian', got {positions_are!r}")
+        norb = pos.shape[0]
+        if orbital_names is None:
+            orbital_names = tuple(f"o{i}" for i in range(norb))
+        if len(orbital_names) != norb:
+            raise ModelError(f"{len(orbital_names)} orbital names for {norb} orbitals")
+
+        hops: list[Hopping] = []
+        seen: dict[tuple, int] = {}
+        for count, entry in enumerate(hoppings):
+            where = f"hopping #{count}"
+            try:
+                i, j, R, amp = entry
+            except (TypeError, ValueError) as err:
+                raise ModelError(f"{where}: expected (i, j, R, amplitude), got {entry!r}") from err
+            i, j = _orbital_index(i, norb, where), _orbital_index(j, norb, where)
+            R = _lattice_vector(R, lattice.dim, where)
+            amp = amp if isinstance(amp, Amplitude) else parse_amplitude(amp, where=where)
+            unknown = [p for p in amp.parameters if p not in params]
+            if unknown:
+                raise ModelError(f"{where}: amplitude {amp} uses undefined parameters {unknown}; defined: {list(names)}")
+            if not np.isfinite(abs(complex(amp.constant))):
+                raise ModelError(f"{where}: amplitude is not finite")
+            hop = Hopping(i, j, R, amp)
+            if hop.is_onsite and not amp.is_real_valued():
+                raise ModelError(f"{where}: on-site term {amp} on orbital {i} is not real (H would not be Hermitian)")
+            partner = (j, i, tuple(-r for r in R))
+            if not hop.is_onsite and partner in seen and partner != (i, j, R):
+                raise ModelError(
+                    f"{where}: bond ({i}, {j}, R={list(R)}) is the Hermitian partner of hopping #{seen[partner]}; "
+                    "list each bond once (its conjugate is added automatically)"
+                )
+            if i == j and partner == (i, j, R) and any(R):
+                raise ModelError(f"{where}: R must be nonzero for i == j")
+            seen.setdefault((i, j, R), count)
+            hops.append(hop)
+        return cls(
+            lattice=lattice,
+            positions=pos,
+            hoppings=tuple(hops),
+            parameter_names=names,
+            default_params=defaults,
+            orbital_names=tuple(orbital_names),
+            name=name,
+            energy_unit=energy_unit,
+            length_unit=length_unit,
+            parameter_info=dict(parameter_info or {}),
+        )
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def norb(self) -> int:
+        return self.positions.shape[0]
+
+    @property
+    def nband(self) -> int:
+        return self.norb
+
+    @property
+    def dim(self) -> int:
+        return self.lattice.dim
+
+    @property
+    def nparams(self) -> int:
+        return len(self.parameter_names)
+
+    def params_from(self, values: Mapping[str, float] | None = None, **overrides: float) -> np.ndarray:
+        """The flat parameter vector: defaults, updated from ``values`` and keyword overrides."""
+        merged = dict(zip(self.parameter_names, self.default_params.tolist()))
+        for key, val in {**(values or {}), **overrides}.items():
+            if key not in merged:
+                raise ParameterError(f"unknown parameter {key!r} for model {self.name}; known: {list(merged)}")
+            try:
+                merged[key] = float(val)
+            except (TypeError, ValueError) as err:
+                raise ParameterError(f"parameter {key!r} must be a real number, got {val!r}") from err
+            if not np.isfinite(merged[key]):
+                raise ParameterError(f"parameter {key!r} must be finite, got {val!r}")
+        return np.array([merged[n] for n in self.parameter_names], dtype=float)
+
+    def with_structure(self, **changes) -> TightBinding:
+        """A copy with some fields replaced (e.g. ``lattice`` with another thickness)."""
+        fields = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "_tables"}
+        fields.update(changes)
+        return TightBinding(**fields)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    # ----------------------------------------------------------------------------- static tables
+    def tables(self) -> dict:
+        """Index tables for the vectorised Bloch sum (computed once per model)."""
+        if self._tables:
+            return self._tables
+        dim, norb = self.dim, self.norb
+        hops = self.hoppings
+        kinds, pidx, consts = factor_tables([h.amplitude for h in hops], self.parameter_names)
+        # directed terms: every bond, then the conjugate partner of every bond that is not on-site
+        offsite = np.array([not h.is_onsite for h in hops], dtype=bool)
+        src = [(h.i, h.j, h.R) for h in hops] + [(h.j, h.i, tuple(-r for r in h.R)) for h in hops if not h.is_onsite]
+        R_all = sorted({r for _, _, r in src} | {(0,) * dim})
+        r_index = {r: n for n, r in enumerate(R_all)}
+        cells = np.array([(r_index[r] * norb + i) * norb + j for i, j, r in src], dtype=np.int64)
+        ncell = len(R_all) * norb * norb
+        ndir = len(src)
+        counts = np.bincount(cells, minlength=ncell) if ndir else np.zeros(ncell, dtype=np.int64)
+        width = max(int(counts.max()) if ndir else 1, 1)
+        gather = np.full((ncell, width), ndir, dtype=np.int64)  # index ndir points at an appended zero
+        fill = np.zeros(ncell, dtype=np.int64)
+        for d, c in enumerate(cells):
+            gather[c, fill[c]] = d
+            fill[c] += 1
+        n_R = np.array(R_all, dtype=float).reshape(len(R_all), dim)
+        R_cart = n_R @ self.lattice.vectors[:dim]
+        self._tables.update(
+            kinds=kinds,
+            pidx=pidx,
+            consts=consts,
+            has_factors=bool(np.any(kinds)),
+            offsite=np.nonzero(offsite)[0],
+            gather=gather,
+            n_R=n_R,
+            R_cart=R_cart,
+            nR=len(R_all),
+        )
+        return self._tables
+
+
+def _orbital_index(value, norb: int, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ModelError(f"{where}: orbital index must be an integer, got {value!r}")
+    if not 0 <= value < norb:
+        raise ModelError(f"{where}: orbital index {value} out of range 0..{norb - 1}")
+    return int(value)
+
+
+def _lattice_vector(R, dim: int, where: str) -> tuple[int, ...]:
+    try:
+        vals = list(R)
+    except TypeError as err:
+        raise ModelError(f"{where}: R must be a list of {dim} integers, got {R!r}") from err
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not float(v).is_integer():
+            raise ModelError(f"{where}: R must contain integers, got {R!r}")
+    ints = [int(v) for v in vals]
+    if len(ints) > dim and all(v == 0 for v in ints[dim:]):
+        ints = ints[:dim]
+    if len(ints) != dim:
+        raise ModelError(f"{where}: R={vals} has {len(ints)} components; this {dim}D model needs {dim} (others must be 0)")
+    return tuple(ints)
+
+
+# --------------------------------------------------------------------------------- evaluation
+def hopping_amplitudes(model: TightBinding, params, /):
+    """Complex amplitude of every listed bond, shape (nhop,), as a backend array."""
+    be = _backend.current()
+    xp = be.xp
+    tab = model.tables()
+    consts = be.asarray(tab["consts"])
+    if not tab["has_factors"]:
+        return consts
+    params = _as_params(model, params, be)
+    kinds = tab["kinds"]
+    values = xp.reshape(xp.take(params, be.asarray(tab["pidx"].reshape(-1)), axis=0), kinds.shape)
+    cos, sin = xp.cos(values), xp.sin(values)
+    k = be.asarray(kinds)
+    one = xp.ones(kinds.shape, dtype=xp.float64, device=be.device)
+    re = xp.where(k == 1, values, xp.where(k == 2, cos, xp.where(k == 3, sin, xp.where(k >= 4, cos, one))))
+    im = xp.where(k == 4, sin, xp.where(k == 5, -sin, 0.0 * values))
+    amp = consts
+    for f in range(kinds.shape[1]):  # products column by column: prod() has a 0/0 gradient at zeros
+        amp = amp * _complex(re[:, f], im[:, f], xp)
+    return amp
+
+
+def _complex(re, im, xp):
+    return xp.astype(re, xp.complex128) + xp.astype(im, xp.complex128) * 1j
+
+
+def _as_params(model: TightBinding, params, be):
+    if params is None:
+        params = model.default_params
+    if isinstance(params, np.ndarray) or isinstance(params, (list, tuple)):
+        arr = np.asarray(params, dtype=float)
+        if arr.shape != (model.nparams,):
+            raise ParameterError(f"model {model.name} takes {model.nparams} parameters {list(model.parameter_names)}, got shape {arr.shape}")
+        return be.asarray(arr)
+    if tuple(params.shape) != (model.nparams,):
+        raise ParameterError(f"model {model.name} takes {model.nparams} parameters, got shape {tuple(params.shape)}")
+    return params
+
+
+def hopping_blocks(model: TightBinding, params, /):
+    """Dense hopping blocks T_R, shape (nR, norb²), including Hermitian partners."""
+    be = _backend.current()
+    xp = be.xp
+    tab = model.tables()
+    amp = hopping_amplitudes(model, params)
+    partners = xp.conj(xp.take(amp, be.asarray(tab["offsite"]), axis=0))
+    directed = xp.concat([amp, partners, xp.zeros((1,), dtype=xp.complex128, device=be.device)])
+    gather = tab["gather"]
+    cells = xp.reshape(xp.take(directed, be.asarray(gather.reshape(-1)), axis=0), gather.shape)
+    return xp.reshape(xp.sum(cells, axis=1), (tab["nR"], model.norb * model.norb))
+
+
+def _geometry(model: TightBinding, kfrac: np.ndarray):
+    """k-only factors: exp(2πi k·n_R) (nk, nR), Φ_ij(k) (nk, norb, norb), D^a_ij (3, norb, norb)."""
+    tab = model.tables()
+    kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
+    e_R = np.exp(2j * np.pi * (kfrac @ tab["n_R"].T))
+    kc = model.lattice.cartesian_k(kfrac)
+    tau = model.positions
+    delta = tau[None, :, :] - tau[:, None, :]  # (i, j, a) = τ_j − τ_i
+    phi = np.exp(1j * np.einsum("ka,ija->kij", kc, delta))
+    return e_R, phi, np.moveaxis(delta, -1, 0)
+
+
+_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+
+
+def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int = 2, gauge: str = "tb"):
+    """H(k) and its Cartesian k-derivatives on a batch of k-points.
+
+    Parameters
+    ----------
+    kfrac
+        Fractional k-points, shape (nk, dim) (NumPy: k is data, not a parameter).
+    order
+        0: ``(H,)``; 1: ``(H, v)``; 2: ``(H, v, w)``.
+    gauge
+        ``"tb"`` (default, orbital positions in the phase) or ``"periodic"`` (H(k+G) = H(k), no Φ;
+        only for order 0, used by the lattice Chern number).
+
+    Returns
+    -------
+    H : (nk, norb, norb) complex, in the model's energy unit
+    v : (3, nk, norb, norb), ∂H/∂k_a, energy × length
+    w : (3, 3, nk, norb, norb), ∂²H/∂k_a∂k_b, energy × length²
+
+    Each returned matrix is exactly Hermitian ((X + X†)/2 is applied).
+    """
+    if order not in (0, 1, 2):
+        raise ValueError("order must be 0, 1 or 2")
+    be = _backend.current()
+    xp = be.xp
+    tab = model.tables()
+    n = model.norb
+    blocks = hopping_blocks(model, params)
+    e_R, phi, delta = _geometry(model, kfrac)
+    nk = e_R.shape[0]
+    R = tab["R_cart"]
+    weights = [np.ones(tab["nR"])]
+    if order >= 1:
+        weights += [R[:, a] for a in range(3)]
+    if order >= 2:
+        weights += [R[:, a] * R[:, b] for a, b in _PAIRS]
+    stacked = xp.concat([be.asarray(wt[:, None].astype(complex)) * blocks for wt in weights], axis=1)
+    sums = xp.reshape(xp.matmul(be.asarray(e_R), stacked), (nk, len(weights), n, n))
+    hr = sums[:, 0]
+    if gauge == "periodic":
+        if order:
+            raise ValueError("the periodic gauge is provided for H only")
+        return (_hermitian(hr, xp),)
+    if gauge != "tb":
+        raise ValueError(f"gauge must be 'tb' or 'periodic', got {gauge!r}")
+    phi_b = be.asarray(phi)
+    h = _hermitian(hr * phi_b, xp)
+    if order == 0:
+        return (h,)
+    d = [be.asarray(delta[a].astype(complex)) for a in range(3)]
+    hr_a = [sums[:, 1 + a] for a in range(3)]
+    v = xp.stack([_hermitian(1j * (hr_a[a] + d[a] * hr) * phi_b, xp) for a in range(3)], axis=0)
+    if order == 1:
+        return h, v
+    w_pair = {}
+    for p, (a, b) in enumerate(_PAIRS):
+        hab = sums[:, 4 + p] + d[b] * hr_a[a] + d[a] * hr_a[b] + d[a] * d[b] * hr
+        w_pair[(a, b)] = w_pair[(b, a)] = _hermitian(-hab * phi_b, xp)
+    w = xp.stack([xp.stack([w_pair[(a, b)] for b in range(3)], axis=0) for a in range(3)], axis=0)
+    return h, v, w
+
+
+def hamiltonian(model: TightBinding, params, kfrac, /):
+    """H(k), shape (nk, norb, norb), in the tight-binding (position-phase) convention."""
+    return hamiltonian_derivatives(model, params, kfrac, order=0)[0]
+
+
+def _hermitian(x, xp):
+    return 0.5 * (x + xp.conj(xp.matrix_transpose(x)))

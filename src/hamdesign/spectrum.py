@@ -1,0 +1,130 @@
+"""Bands, eigenstates and band-basis matrices on k-batches; Fermi function; μ at a filling.
+
+Memory is bounded by evaluating k-points in chunks (:func:`k_chunks`): the largest temporary is a
+few (chunk, norb, norb) complex arrays per Cartesian component.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from . import backend as _backend
+from .errors import MemoryBudgetError, ParameterError
+from .model import TightBinding, hamiltonian_derivatives
+
+#: Working-set budget for one k-chunk, bytes (``HAMDESIGN_MEMORY_BUDGET`` in GiB overrides it).
+DEFAULT_CHUNK_BYTES = 256 * 2**20
+#: Complex (norb × norb) matrices alive per k-point at order 2 (H, 3 v, 9 w, U, band-basis copies,
+#: autodiff residuals): an upper estimate used to size chunks.
+MATRICES_PER_K = {0: 6, 1: 24, 2: 60}
+
+
+def memory_budget_bytes() -> int:
+    """Total memory hamdesign may plan to use (``HAMDESIGN_MEMORY_BUDGET`` GiB, default 4)."""
+    text = os.environ.get("HAMDESIGN_MEMORY_BUDGET", "4")
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise MemoryBudgetError(f"HAMDESIGN_MEMORY_BUDGET must be a number of GiB, got {text!r}") from err
+    return int(value * 2**30)
+
+
+def chunk_size(norb: int, *, order: int = 1, chunk_bytes: int | None = None) -> int:
+    """k-points per chunk so that one chunk's working set stays within ``chunk_bytes``."""
+    per_k = MATRICES_PER_K[order] * norb * norb * 16
+    return max(1, int((chunk_bytes or DEFAULT_CHUNK_BYTES) // per_k))
+
+
+def k_chunks(kfrac: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(kfrac), size):
+        yield kfrac[start : start + size]
+
+
+def check_memory(nk: int, nband: int, *, per_k_arrays: int = 4) -> None:
+    """Refuse up front when the per-k results kept for all k (not chunked) exceed the budget."""
+    need = nk * nband * nband * 16 * per_k_arrays / 4 + nk * nband * 8 * per_k_arrays
+    budget = memory_budget_bytes()
+    if need > budget:
+        raise MemoryBudgetError(
+            f"{nk} k-points × {nband} bands needs about {need / 2**30:.1f} GiB for the per-k results, more than the "
+            f"budget of {budget / 2**30:.1f} GiB (HAMDESIGN_MEMORY_BUDGET); use a smaller --nk"
+        )
+
+
+def eigensystem(model: TightBinding, params, kfrac, /, *, order: int = 1):
+    """Energies, eigenvectors and band-basis derivative matrices on one k-batch.
+
+    Returns ``(energies, states, v_band)`` for order 1 and ``(energies, states, v_band, w_band)``
+    for order 2, where X_nm = (U† X U)_nm; shapes (nk, nb), (nk, nb, nb), (3, nk, nb, nb),
+    (3, 3, nk, nb, nb). Order 0 returns ``(energies, states)``.
+    """
+    be = _backend.current()
+    xp = be.xp
+    mats = hamiltonian_derivatives(model, params, kfrac, order=order)
+    energies, states = be.eigh(mats[0])
+    if order == 0:
+        return energies, states
+    ud = xp.conj(xp.matrix_transpose(states))
+    out = [energies, states, xp.matmul(xp.matmul(ud, mats[1]), states)]
+    if order == 2:
+        out.append(xp.matmul(xp.matmul(ud, mats[2]), states))
+    return tuple(out)
+
+
+def bands(model: TightBinding, params, kfrac, /, *, chunk: int | None = None):
+    """Band energies ε_n(k), shape (nk, nband), ascending, in the model's energy unit."""
+    be = _backend.current()
+    size = chunk or chunk_size(model.norb, order=0)
+    parts = [be.eigh(hamiltonian_derivatives(model, params, kc, order=0)[0])[0] for kc in k_chunks(np.asarray(kfrac), size)]
+    return parts[0] if len(parts) == 1 else be.xp.concat(parts, axis=0)
+
+
+def fermi(x, beta, /):
+    """Fermi–Dirac occupation f(x) = 1 / (1 + e^{βx}) = ½(1 − tanh(βx/2)), overflow-free."""
+    xp = _backend.current().xp
+    return 0.5 * (1.0 - xp.tanh(0.5 * beta * x))
+
+
+def electrons_per_cell(filling: float, nband: int) -> float:
+    """Electrons per cell for a filling given as the fraction of bands occupied (0 … 1)."""
+    if not 0.0 <= filling <= 1.0:
+        raise ParameterError(f"filling must be between 0 and 1 (fraction of bands occupied), got {filling}")
+    return filling * nband
+
+
+def chemical_potential(energies, /, *, filling: float, beta: float, iterations: int = 200):
+    """μ such that the mean over k of Σ_n f(ε_nk − μ) equals ``filling × nband``.
+
+    Bisection on gradient-stopped energies, written with array operations (fixed iteration count,
+    so it traces under ``jit``); then one Newton step whose derivative is the implicit-function
+    result
+
+        dμ = Σ_nk f'(ε_nk − μ) dε_nk / Σ_nk f'(ε_nk − μ),
+
+    so μ is differentiable with respect to the model parameters. In a gap at low temperature
+    (Σ f' below 1e-12 per k) μ carries no gradient and sits where bisection put it.
+    """
+    be = _backend.current()
+    xp = be.xp
+    if not beta > 0:
+        raise ParameterError(f"beta must be positive, got {beta}")
+    nk, nband = energies.shape
+    target = electrons_per_cell(filling, nband)
+    fixed = be.stop_gradient(energies)
+    lo = xp.min(fixed) - 1.0 - 40.0 / beta
+    hi = xp.max(fixed) + 1.0 + 40.0 / beta
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        too_many = xp.sum(fermi(fixed - mid, beta)) / nk > target
+        hi = xp.where(too_many, mid, hi)
+        lo = xp.where(too_many, lo, mid)
+    mu0 = be.stop_gradient(0.5 * (lo + hi))
+    occ = fermi(energies - mu0, beta)
+    excess = xp.sum(occ) / nk - target
+    f0 = fermi(fixed - mu0, beta)
+    slope = be.stop_gradient(beta * xp.sum(f0 * (1.0 - f0)) / nk)
+    safe = xp.where(slope > 1e-12, slope, 1.0)
+    return mu0 - xp.where(slope > 1e-12, excess / safe, 0.0 * excess)
