@@ -70,9 +70,9 @@ def current() -> ModuleType:
 
 
 @contextlib.contextmanager
-def use_backend(name: str) -> Iterator[ModuleType]:
-    """Make ``name`` the active backend inside a ``with`` block."""
-    backend = get_backend(name)
+def use_backend(name: str | ModuleType) -> Iterator[ModuleType]:
+    """Make ``name`` (or an adapter object with the members of the contract) active inside a ``with`` block."""
+    backend = name if not isinstance(name, str) else get_backend(name)
     _active.append(backend)
     try:
         yield backend

@@ -168,7 +168,7 @@ def kmesh(nk: int | Sequence[int] | str, dim: int) -> np.ndarray:
 #: Fractional coordinates of common high-symmetry points, by lattice family.
 HIGH_SYMMETRY_POINTS: dict[str, dict[str, tuple[float, ...]]] = {
     "chain": {"Γ": (0.0,), "X": (0.5,)},
-    "hexagonal": {"Γ": (0.0, 0.0), "K": (1 / 3, 1 / 3), "M": (0.5, 0.0), "K'": (2 / 3, -1 / 3)},
+    "hexagonal": {"Γ": (0.0, 0.0), "K": (2 / 3, 1 / 3), "M": (0.5, 0.0), "K'": (1 / 3, 2 / 3)},
     "square": {"Γ": (0.0, 0.0), "X": (0.5, 0.0), "M": (0.5, 0.5)},
     "cubic": {"Γ": (0.0, 0.0, 0.0), "X": (0.5, 0.0, 0.0), "M": (0.5, 0.5, 0.0), "R": (0.5, 0.5, 0.5)},
 }
@@ -194,8 +194,8 @@ def high_symmetry_path(lattice: Lattice, labels: Sequence[str] | None = None, *,
     """
     family = lattice_family(lattice)
     points = HIGH_SYMMETRY_POINTS[family]
-    if family == "hexagonal" and lattice.vectors[0] @ lattice.vectors[1] < 0:
-        points = {"Γ": (0.0, 0.0), "K": (1 / 3, 2 / 3), "M": (0.5, 0.5)}
+    if family == "hexagonal" and lattice.vectors[0] @ lattice.vectors[1] < 0:  # 120° between a1, a2
+        points = {"Γ": (0.0, 0.0), "K": (1 / 3, 1 / 3), "M": (0.5, 0.0), "K'": (-1 / 3, -1 / 3)}
     default = {"chain": "ΓXΓ", "hexagonal": "ΓKMΓ", "square": "ΓXMΓ", "cubic": "ΓXMΓR"}[family]
     if labels is None:
         labels = list(default)

@@ -373,7 +373,7 @@ def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int
         weights += [R[:, a] * R[:, b] for a, b in _PAIRS]
     stacked = xp.concat([be.asarray(wt[:, None].astype(complex)) * blocks for wt in weights], axis=1)
     sums = xp.reshape(xp.matmul(be.asarray(e_R), stacked), (nk, len(weights), n, n))
-    hr = sums[:, 0]
+    hr = sums[:, 0, ...]
     if gauge == "periodic":
         if order:
             raise ValueError("the periodic gauge is provided for H only")
@@ -385,13 +385,13 @@ def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int
     if order == 0:
         return (h,)
     d = [be.asarray(delta[a].astype(complex)) for a in range(3)]
-    hr_a = [sums[:, 1 + a] for a in range(3)]
+    hr_a = [sums[:, 1 + a, ...] for a in range(3)]
     v = xp.stack([_hermitian(1j * (hr_a[a] + d[a] * hr) * phi_b, xp) for a in range(3)], axis=0)
     if order == 1:
         return h, v
     w_pair = {}
     for p, (a, b) in enumerate(_PAIRS):
-        hab = sums[:, 4 + p] + d[b] * hr_a[a] + d[a] * hr_a[b] + d[a] * d[b] * hr
+        hab = sums[:, 4 + p, ...] + d[b] * hr_a[a] + d[a] * hr_a[b] + d[a] * d[b] * hr
         w_pair[(a, b)] = w_pair[(b, a)] = _hermitian(-hab * phi_b, xp)
     w = xp.stack([xp.stack([w_pair[(a, b)] for b in range(3)], axis=0) for a in range(3)], axis=0)
     return h, v, w

@@ -126,5 +126,6 @@ def chemical_potential(energies, /, *, filling: float, beta: float, iterations: 
     excess = xp.sum(occ) / nk - target
     f0 = fermi(fixed - mu0, beta)
     slope = be.stop_gradient(beta * xp.sum(f0 * (1.0 - f0)) / nk)
-    safe = xp.where(slope > 1e-12, slope, 1.0)
-    return mu0 - xp.where(slope > 1e-12, excess / safe, 0.0 * excess)
+    gapped = slope <= 1e-12
+    safe = xp.where(gapped, slope * 0.0 + 1.0, slope)
+    return mu0 - xp.where(gapped, 0.0 * excess, excess / safe)

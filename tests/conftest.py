@@ -1,0 +1,107 @@
+"""Shared fixtures: one parametrised ``backend`` fixture yielding adapter modules.
+
+A backend whose framework is missing is skipped, unless HAMDESIGN_REQUIRE_ALL_BACKENDS=1 (set by
+.ci/run), in which case the test fails: CI must exercise every backend.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from hamdesign.backend import use_backend
+from hamdesign.backends import FRAMEWORK_MODULE
+
+AUTODIFF = ("jax", "torch", "autograd")
+ALL = AUTODIFF + ("numpy",)
+REQUIRE_ALL = os.environ.get("HAMDESIGN_REQUIRE_ALL_BACKENDS", "0") == "1"
+
+
+def _enter(name: str):
+    if importlib.util.find_spec(FRAMEWORK_MODULE[name]) is None:
+        if REQUIRE_ALL:
+            pytest.fail(f"backend {name} is not installed but HAMDESIGN_REQUIRE_ALL_BACKENDS=1")
+        pytest.skip(f"backend {name} not installed")
+    return use_backend(name)
+
+
+@pytest.fixture(params=[pytest.param(n, marks=getattr(pytest.mark, n)) for n in ALL])
+def backend(request):
+    """Every backend (numpy included): for forward values."""
+    with _enter(request.param) as be:
+        yield be
+
+
+@pytest.fixture(params=[pytest.param(n, marks=getattr(pytest.mark, n)) for n in AUTODIFF])
+def ad_backend(request):
+    """Every backend that differentiates."""
+    with _enter(request.param) as be:
+        yield be
+
+
+@pytest.fixture
+def numpy_backend():
+    with use_backend("numpy") as be:
+        yield be
+
+
+def on_backend(name: str):
+    """Context manager for tests that compare backends explicitly."""
+    return _enter(name)
+
+
+def value_and_grad_on(name: str, f, x: np.ndarray):
+    """(value, grad) of f at x on backend ``name``, as NumPy."""
+    with _enter(name) as be:
+        v, g = be.value_and_grad(f)(be.asarray(x))
+        return float(be.to_numpy(v)), be.to_numpy(g)
+
+
+def central_difference(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central finite-difference gradient of a scalar NumPy-valued f, evaluated on the numpy backend."""
+    with use_backend("numpy"):
+        out = np.zeros_like(x)
+        for i in range(len(x)):
+            e = np.zeros_like(x)
+            e[i] = h
+            out[i] = (float(f(x + e)) - float(f(x - e))) / (2 * h)
+    return out
+
+
+def random_model(
+    norb: int = 3, *, dim: int = 2, seed: int = 0, nshell: int = 1, onsite_scale: float = 1.0, onsite_spread: float = 0.0, hop_scale: float = 0.5
+):
+    """A random complex-hopping model (no symmetry) with every bond a named parameter pair.
+
+    Hoppings to all R with |R_i| <= nshell; each bond t = a_b + i c_b with parameters a_b, c_b.
+    On-site energies: ``onsite_spread · i`` plus Gaussian noise of width ``onsite_scale``.
+    """
+    from itertools import product
+
+    from hamdesign.lattice import Lattice
+    from hamdesign.model import TightBinding
+
+    rng = np.random.default_rng(seed)
+    vecs = np.eye(dim) + 0.2 * rng.standard_normal((dim, dim))
+    lattice = Lattice(vecs)
+    positions = rng.uniform(0, 1, (norb, dim))
+    params: dict[str, float] = {}
+    hops = []
+    for i in range(norb):
+        params[f"e{i}"] = onsite_spread * i + onsite_scale * rng.standard_normal()
+        hops.append((i, i, (0,) * dim, f"e{i}"))
+    for R in product(range(-nshell, nshell + 1), repeat=dim):
+        for i in range(norb):
+            for j in range(norb):
+                key = (i, j, R)
+                partner = (j, i, tuple(-r for r in R))
+                if (i == j and not any(R)) or partner < key:
+                    continue
+                name = f"h{len(hops)}"
+                params[name + "r"], params[name + "i"] = hop_scale * rng.standard_normal(2) / (1 + sum(abs(r) for r in R))
+                hops.append((i, j, R, f"{name}r"))
+                hops.append((i, j, R, f"1j*{name}i"))
+    return TightBinding.build(lattice, positions, hops, params, name=f"random{norb}_{dim}d_{seed}")
