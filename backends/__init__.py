@@ -86,6 +86,7 @@ XP_NAMES: tuple[str, ...] = (
     "all",
     "clip",
     "round",
+    "sort",
 )
 
 

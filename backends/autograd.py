@@ -141,6 +141,7 @@ xp = SimpleNamespace(
     all=lambda x, /, *, axis=None, keepdims=False: _np.all(getval(x), axis=axis, keepdims=keepdims),
     clip=lambda x, /, min=None, max=None: _anp.clip(x, min, max),
     round=_round,
+    sort=lambda x, /, *, axis=-1, descending=False, stable=True: _np.sort(getval(x), axis=axis),
 )
 
 

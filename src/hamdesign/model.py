@@ -335,6 +335,49 @@ def _geometry(model: TightBinding, kfrac: np.ndarray):
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
+def bloch_terms(model: TightBinding, params, kfrac, /, *, order: int = 2, components=(0, 1, 2)):
+    """H(k) and the requested Cartesian derivatives as separate arrays (no stacking).
+
+    Returns ``(H, v, w)`` with ``v`` a dict a → ∂H/∂k_a and ``w`` a dict (a, b) → ∂²H/∂k_a∂k_b
+    (both orders of a pair share one array) for a, b in ``components``; ``v``/``w`` are empty dicts
+    below the requested order. Separate arrays keep reverse-mode cheap: slicing a stacked array
+    costs a scatter of the whole stack in autograd's backward pass.
+    """
+    if order not in (0, 1, 2):
+        raise ValueError("order must be 0, 1 or 2")
+    be = _backend.current()
+    xp = be.xp
+    tab = model.tables()
+    n = model.norb
+    blocks = hopping_blocks(model, params)
+    e_R, phi, delta = _geometry(model, kfrac)
+    nk = e_R.shape[0]
+    R = tab["R_cart"]
+    e_R = be.asarray(e_R)
+
+    def bloch_sum(weight=None):
+        weighted = blocks if weight is None else be.asarray(weight[:, None].astype(complex)) * blocks
+        return xp.reshape(xp.matmul(e_R, weighted), (nk, n, n))
+
+    hr = bloch_sum()
+    phi_b = be.asarray(phi)
+    h = _hermitian(hr * phi_b, xp)
+    v: dict = {}
+    w: dict = {}
+    if order == 0:
+        return h, v, w
+    d = {a: be.asarray(delta[a].astype(complex)) for a in components}
+    hr_a = {a: bloch_sum(R[:, a]) for a in components}
+    for a in components:
+        v[a] = _hermitian(1j * (hr_a[a] + d[a] * hr) * phi_b, xp)
+    if order == 2:
+        for a, b in _PAIRS:
+            if a in components and b in components:
+                hab = bloch_sum(R[:, a] * R[:, b]) + d[b] * hr_a[a] + d[a] * hr_a[b] + d[a] * d[b] * hr
+                w[(a, b)] = w[(b, a)] = _hermitian(-hab * phi_b, xp)
+    return h, v, w
+
+
 def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int = 2, gauge: str = "tb"):
     """H(k) and its Cartesian k-derivatives on a batch of k-points.
 
@@ -356,45 +399,24 @@ def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int
 
     Each returned matrix is exactly Hermitian ((X + X†)/2 is applied).
     """
-    if order not in (0, 1, 2):
-        raise ValueError("order must be 0, 1 or 2")
-    be = _backend.current()
-    xp = be.xp
-    tab = model.tables()
-    n = model.norb
-    blocks = hopping_blocks(model, params)
-    e_R, phi, delta = _geometry(model, kfrac)
-    nk = e_R.shape[0]
-    R = tab["R_cart"]
-    weights = [np.ones(tab["nR"])]
-    if order >= 1:
-        weights += [R[:, a] for a in range(3)]
-    if order >= 2:
-        weights += [R[:, a] * R[:, b] for a, b in _PAIRS]
-    stacked = xp.concat([be.asarray(wt[:, None].astype(complex)) * blocks for wt in weights], axis=1)
-    sums = xp.reshape(xp.matmul(be.asarray(e_R), stacked), (nk, len(weights), n, n))
-    hr = sums[:, 0, ...]
+    xp = _backend.current().xp
     if gauge == "periodic":
         if order:
             raise ValueError("the periodic gauge is provided for H only")
-        return (_hermitian(hr, xp),)
+        be = _backend.current()
+        e_R, _, _ = _geometry(model, kfrac)
+        hr = xp.matmul(be.asarray(e_R), hopping_blocks(model, params))
+        return (_hermitian(xp.reshape(hr, (e_R.shape[0], model.norb, model.norb)), xp),)
     if gauge != "tb":
         raise ValueError(f"gauge must be 'tb' or 'periodic', got {gauge!r}")
-    phi_b = be.asarray(phi)
-    h = _hermitian(hr * phi_b, xp)
+    h, v, w = bloch_terms(model, params, kfrac, order=order)
     if order == 0:
         return (h,)
-    d = [be.asarray(delta[a].astype(complex)) for a in range(3)]
-    hr_a = [sums[:, 1 + a, ...] for a in range(3)]
-    v = xp.stack([_hermitian(1j * (hr_a[a] + d[a] * hr) * phi_b, xp) for a in range(3)], axis=0)
+    v_stack = xp.stack([v[a] for a in range(3)], axis=0)
     if order == 1:
-        return h, v
-    w_pair = {}
-    for p, (a, b) in enumerate(_PAIRS):
-        hab = sums[:, 4 + p, ...] + d[b] * hr_a[a] + d[a] * hr_a[b] + d[a] * d[b] * hr
-        w_pair[(a, b)] = w_pair[(b, a)] = _hermitian(-hab * phi_b, xp)
-    w = xp.stack([xp.stack([w_pair[(a, b)] for b in range(3)], axis=0) for a in range(3)], axis=0)
-    return h, v, w
+        return h, v_stack
+    w_stack = xp.stack([xp.stack([w[(a, b)] for b in range(3)], axis=0) for a in range(3)], axis=0)
+    return h, v_stack, w_stack
 
 
 def hamiltonian(model: TightBinding, params, kfrac, /):

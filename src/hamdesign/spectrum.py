@@ -13,7 +13,7 @@ import numpy as np
 
 from . import backend as _backend
 from .errors import MemoryBudgetError, ParameterError
-from .model import TightBinding, hamiltonian_derivatives
+from .model import TightBinding, bloch_terms, hamiltonian_derivatives
 
 #: Working-set budget for one k-chunk, bytes (``HAMDESIGN_MEMORY_BUDGET`` in GiB overrides it).
 DEFAULT_CHUNK_BYTES = 256 * 2**20
@@ -54,24 +54,30 @@ def check_memory(nk: int, nband: int, *, per_k_arrays: int = 4) -> None:
         )
 
 
-def eigensystem(model: TightBinding, params, kfrac, /, *, order: int = 1):
+def eigensystem(model: TightBinding, params, kfrac, /, *, order: int = 1, components=(0, 1, 2)):
     """Energies, eigenvectors and band-basis derivative matrices on one k-batch.
 
-    Returns ``(energies, states, v_band)`` for order 1 and ``(energies, states, v_band, w_band)``
-    for order 2, where X_nm = (U† X U)_nm; shapes (nk, nb), (nk, nb, nb), (3, nk, nb, nb),
-    (3, 3, nk, nb, nb). Order 0 returns ``(energies, states)``.
+    Returns ``(energies, states, v_band, w_band)``: energies (nk, nb) ascending, states (nk, nb, nb)
+    (columns are eigenvectors), and dicts ``v_band[a]`` = U† ∂_a H U, ``w_band[(a, b)]`` =
+    U† ∂_a∂_b H U for a, b in ``components`` (empty below ``order``).
     """
     be = _backend.current()
     xp = be.xp
-    mats = hamiltonian_derivatives(model, params, kfrac, order=order)
-    energies, states = be.eigh(mats[0])
-    if order == 0:
-        return energies, states
+    h, v, w = bloch_terms(model, params, kfrac, order=order, components=components)
+    energies, states = be.eigh(h)
     ud = xp.conj(xp.matrix_transpose(states))
-    out = [energies, states, xp.matmul(xp.matmul(ud, mats[1]), states)]
-    if order == 2:
-        out.append(xp.matmul(xp.matmul(ud, mats[2]), states))
-    return tuple(out)
+
+    def to_band(x):
+        return xp.matmul(xp.matmul(ud, x), states)
+
+    v_band = {a: to_band(x) for a, x in v.items()}
+    w_band: dict = {}
+    for key, x in w.items():
+        if key[::-1] in w_band:
+            w_band[key] = w_band[key[::-1]]
+        else:
+            w_band[key] = to_band(x)
+    return energies, states, v_band, w_band
 
 
 def bands(model: TightBinding, params, kfrac, /, *, chunk: int | None = None):
@@ -95,17 +101,21 @@ def electrons_per_cell(filling: float, nband: int) -> float:
     return filling * nband
 
 
-def chemical_potential(energies, /, *, filling: float, beta: float, iterations: int = 200):
+def chemical_potential(energies, /, *, filling: float, beta: float, iterations: int = 32):
     """μ such that the mean over k of Σ_n f(ε_nk − μ) equals ``filling × nband``.
 
-    Bisection on gradient-stopped energies, written with array operations (fixed iteration count,
-    so it traces under ``jit``); then one Newton step whose derivative is the implicit-function
-    result
+    The root of the monotone N(μ) is found on gradient-stopped energies by a safeguarded Newton
+    iteration written with array operations (a fixed number of steps, so it traces under ``jit``):
+    it starts from the T = 0 estimate (midway between the highest occupied and lowest empty level
+    of the sorted energies, i.e. mid-gap in an insulator, where it stays once N(μ) = N* to 1e-14),
+    keeps a bracket [lo, hi] with
+    N(lo) ≤ N* ≤ N(hi), and bisects whenever a Newton step would leave it. A final Newton step on
+    the live energies carries the implicit-function derivative
 
         dμ = Σ_nk f'(ε_nk − μ) dε_nk / Σ_nk f'(ε_nk − μ),
 
-    so μ is differentiable with respect to the model parameters. In a gap at low temperature
-    (Σ f' below 1e-12 per k) μ carries no gradient and sits where bisection put it.
+    so μ is differentiable with respect to the model parameters. Where Σ f' < 1e-12 per k (in a gap
+    at low temperature) μ carries no gradient: the observables do not depend on it there.
     """
     be = _backend.current()
     xp = be.xp
@@ -114,14 +124,26 @@ def chemical_potential(energies, /, *, filling: float, beta: float, iterations: 
     nk, nband = energies.shape
     target = electrons_per_cell(filling, nband)
     fixed = be.stop_gradient(energies)
+    levels = xp.sort(xp.reshape(fixed, (-1,)))
+    n_occ = int(round(target * nk))
+    below = levels[max(n_occ - 1, 0)]
+    above = levels[min(n_occ, nk * nband - 1)]
+    mu = 0.5 * (below + above)
     lo = xp.min(fixed) - 1.0 - 40.0 / beta
     hi = xp.max(fixed) + 1.0 + 40.0 / beta
     for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        too_many = xp.sum(fermi(fixed - mid, beta)) / nk > target
-        hi = xp.where(too_many, mid, hi)
-        lo = xp.where(too_many, lo, mid)
-    mu0 = be.stop_gradient(0.5 * (lo + hi))
+        occ = fermi(fixed - mu, beta)
+        excess = xp.sum(occ) / nk - target
+        slope = beta * xp.sum(occ * (1.0 - occ)) / nk
+        too_many = excess > 0
+        hi = xp.where(too_many, mu, hi)
+        lo = xp.where(too_many, lo, mu)
+        usable = slope > 1e-12
+        step = mu - excess / xp.where(usable, slope, slope * 0.0 + 1.0)
+        inside = usable & (step > lo) & (step < hi)
+        converged = xp.abs(excess) <= 1e-14 * nband
+        mu = xp.where(converged, mu, xp.where(inside, step, 0.5 * (lo + hi)))
+    mu0 = be.stop_gradient(mu)
     occ = fermi(energies - mu0, beta)
     excess = xp.sum(occ) / nk - target
     f0 = fermi(fixed - mu0, beta)

@@ -53,10 +53,10 @@ def berry_curvature(model: TightBinding, params, kfrac, /, *, regulator: float =
     """
     _require_plane(model)
     xp = _backend.current().xp
-    energies, _, vb = eigensystem(model, params, kfrac, order=1)
+    energies, _, vb, _ = eigensystem(model, params, kfrac, order=1, components=(0, 1))
     gaps = xp.expand_dims(energies, axis=-1) - xp.expand_dims(energies, axis=-2)
     g = regularised_inverse_gap_squared(gaps, regulator=regulator)
-    omega = -2.0 * xp.imag(xp.sum(vb[0, ...] * xp.matrix_transpose(vb[1, ...]) * g, axis=-1))
+    omega = -2.0 * xp.imag(xp.sum(vb[0] * xp.matrix_transpose(vb[1]) * g, axis=-1))
     return energies, omega
 
 
