@@ -106,7 +106,7 @@ def parse_amplitude(value, *, where: str = "amplitude") -> Amplitude:
         if negate:
             constant = -constant
         if _is_number(token):
-            constant *= complex(token.replace("i", "j")) if token.endswith("i") else complex(token)
+            constant *= complex(token.replace(" ", "").replace("i", "j"))
             continue
         for pattern, kind in _PATTERNS:
             m = pattern.match(token)
@@ -121,12 +121,13 @@ def parse_amplitude(value, *, where: str = "amplitude") -> Amplitude:
     return Amplitude(constant, tuple(factors))
 
 
+_REAL = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER = re.compile(rf"^(?:{_REAL}[ij]?|\(\s*{_REAL}\s*[+-]\s*(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[ij]\s*\))$")
+
+
 def _is_number(token: str) -> bool:
-    try:
-        complex(token.replace("i", "j") if token.endswith("i") else token)
-    except ValueError:
-        return False
-    return True
+    """A real or imaginary literal (``2``, ``-0.5``, ``1e-3``, ``2j``, ``2i``) or ``(a+bj)``; never a name."""
+    return bool(_NUMBER.match(token.strip().replace(" ", "")))
 
 
 def _split_top_level(text: str, where: str) -> list[str]:

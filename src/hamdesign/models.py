@@ -80,8 +80,82 @@ def hbn(t1: float = -2.7, M: float = 1.0, a: float = 2.504, thickness: float = 3
     )
 
 
+def kondo_chain(
+    n_sites: int = 12,
+    *,
+    t1: float = 0.11829,
+    t2: float = 0.07757,
+    J: float = 0.25286,
+    spacing: float = 1.0,
+    cross_section: float = 1.0,
+    spins=None,
+) -> TightBinding:
+    """Spin-½ electrons on a chain coupled to classical unit spins (Kondo-lattice / s-d model).
+
+    H = t1 Σ_i (c†_{i+1} c_i + h.c.) + t2 Σ_i (c†_{i+2} c_i + h.c.) + J Σ_i S_i · (c†_i σ c_i),
+    with N = ``n_sites`` sites per cell (2N bands), site spacing ``spacing`` Å (cell length N·spacing)
+    and S_i = (sin θ_i cos φ_i, sin θ_i sin φ_i, cos θ_i). Orbital 2i is site i spin ↑, 2i+1 spin ↓.
+    Parameters: t1, t2, J (eV), theta0…theta{N−1}, phi0…phi{N−1} (radians). The chain runs along x;
+    ``cross_section`` (Å², default 1) is the area per chain that turns per-chain currents into bulk
+    densities. Defaults: t1, t2, J of the original work's photovoltaic optimum and, unless ``spins``
+    (an (N, 3) array of directions) is given, a three-sublattice umbrella texture (θ = π/4,
+    φ_i = 2πi/3), which breaks time reversal and inversion.
+    """
+    if n_sites < 1:
+        raise ValueError("n_sites must be at least 1")
+    side = float(np.sqrt(cross_section))
+    lattice = Lattice([[n_sites * spacing, 0.0, 0.0], [0.0, side, 0.0], [0.0, 0.0, side]], dim=1)
+    positions = [[i / n_sites, 0.0, 0.0] for i in range(n_sites) for _ in (0, 1)]
+    if spins is None:
+        theta = np.full(n_sites, np.pi / 4)
+        phi = 2 * np.pi * np.arange(n_sites) / 3
+    else:
+        s = np.asarray(spins, dtype=float)
+        if s.shape != (n_sites, 3):
+            raise ValueError(f"spins must have shape ({n_sites}, 3)")
+        s = s / np.linalg.norm(s, axis=1, keepdims=True)
+        theta, phi = np.arccos(np.clip(s[:, 2], -1, 1)), np.arctan2(s[:, 1], s[:, 0])
+    params: dict[str, float] = {"t1": t1, "t2": t2, "J": J}
+    params.update({f"theta{i}": float(theta[i]) for i in range(n_sites)})
+    params.update({f"phi{i}": float(phi[i]) for i in range(n_sites)})
+    hops: list[tuple] = []
+    for i in range(n_sites):
+        for shift, name in ((1, "t1"), (2, "t2")):
+            j, R = (i + shift) % n_sites, (i + shift) // n_sites
+            if n_sites <= shift and R == 0:
+                continue
+            for spin in (0, 1):
+                hops.append((2 * i + spin, 2 * j + spin, (R,), name))
+        hops.append((2 * i, 2 * i, (0,), f"J*cos(theta{i})"))
+        hops.append((2 * i + 1, 2 * i + 1, (0,), f"-1*J*cos(theta{i})"))
+        hops.append((2 * i, 2 * i + 1, (0,), f"J*sin(theta{i})*exp(-i*phi{i})"))
+    info = {"t1": "nearest-neighbour hopping (eV)", "t2": "next-nearest-neighbour hopping (eV)", "J": "exchange coupling to the classical spins (eV)"}
+    info.update({f"theta{i}": f"polar angle of spin {i} (rad)" for i in range(n_sites)})
+    info.update({f"phi{i}": f"azimuthal angle of spin {i} (rad)" for i in range(n_sites)})
+    return TightBinding.build(
+        lattice,
+        positions,
+        hops,
+        params,
+        orbital_names=tuple(f"{i}{'du'[s == 0]}" for i in range(n_sites) for s in (0, 1)),
+        name="kondo_chain",
+        energy_unit="eV",
+        length_unit="Å",
+        parameter_info=info,
+    )
+
+
+def spin_directions(model: TightBinding, params) -> np.ndarray:
+    """Unit spin vectors S_i, shape (N, 3), from the theta/phi parameters of a kondo_chain model."""
+    values = dict(zip(model.parameter_names, np.asarray(params, dtype=float)))
+    n = sum(1 for name in values if name.startswith("theta"))
+    th = np.array([values[f"theta{i}"] for i in range(n)])
+    ph = np.array([values[f"phi{i}"] for i in range(n)])
+    return np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], axis=-1)
+
+
 #: name → factory; every factory works with no arguments.
-MODELS: dict[str, Callable[..., TightBinding]] = {"haldane": haldane, "hbn": hbn}
+MODELS: dict[str, Callable[..., TightBinding]] = {"haldane": haldane, "hbn": hbn, "kondo_chain": kondo_chain}
 
 
 def get_model(name: str, **kwargs) -> TightBinding:
