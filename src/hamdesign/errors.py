@@ -29,3 +29,7 @@ class ParameterError(HamdesignError):
 
 class MemoryBudgetError(HamdesignError):
     """A request whose working set would not fit in the configured memory budget."""
+
+
+class ConfigError(HamdesignError):
+    """A design configuration with an unknown key, a wrong type or an out-of-range value."""

@@ -94,6 +94,12 @@ def fermi(x, beta, /):
     return 0.5 * (1.0 - xp.tanh(0.5 * beta * x))
 
 
+def require_positive_beta(beta) -> None:
+    """Reject β ≤ 0 or non-finite when it is a concrete number (traced values pass through)."""
+    if isinstance(beta, (int, float, np.integer, np.floating)) and not (0 < beta < float("inf")):
+        raise ParameterError(f"beta must be positive and finite, got {beta}")
+
+
 def electrons_per_cell(filling: float, nband: int) -> float:
     """Electrons per cell for a filling given as the fraction of bands occupied (0 … 1)."""
     if not 0.0 <= filling <= 1.0:
@@ -119,8 +125,7 @@ def chemical_potential(energies, /, *, filling: float, beta: float, iterations: 
     """
     be = _backend.current()
     xp = be.xp
-    if not beta > 0:
-        raise ParameterError(f"beta must be positive, got {beta}")
+    require_positive_beta(beta)
     nk, nband = energies.shape
     target = electrons_per_cell(filling, nband)
     fixed = be.stop_gradient(energies)

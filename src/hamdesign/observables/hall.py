@@ -27,7 +27,7 @@ from ..errors import ModelError, ParameterError
 from ..lattice import kmesh as _kmesh
 from ..lattice import parse_nk
 from ..model import TightBinding, hamiltonian_derivatives
-from ..spectrum import check_memory, chemical_potential, chunk_size, eigensystem, fermi, k_chunks
+from ..spectrum import check_memory, chemical_potential, chunk_size, eigensystem, fermi, k_chunks, require_positive_beta
 from ..units import sheet_to_bulk_s_per_cm
 
 #: Default δ of the regularised inverse gap g(Δ) = Δ²/(Δ⁴ + δ⁴), model energy units.
@@ -121,8 +121,7 @@ def sigma_xy(
     ...     round(float(sigma_xy(m, m.default_params, kmesh(60, 2), beta=200.0, mu=0.0)), 4)
     -1.0
     """
-    if not beta > 0:
-        raise ParameterError(f"beta must be positive, got {beta}")
+    require_positive_beta(beta)
     xp = _backend.current().xp
     energies, omega = curvature_on_mesh(model, params, kfrac, regulator=regulator)
     mu_value = resolve_mu(energies, beta=beta, mu=mu, filling=filling)

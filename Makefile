@@ -1,0 +1,35 @@
+# hamdesign: every install step lives here, so a fresh machine needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.hamdesign-installed
+
+.PHONY: install demo test test-fast bench docs clean
+
+# torch==2.13.0 first: a CPU wheel is on disk; an unpinned torch would pull several GB of CUDA packages.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[all,test,bench]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hamdesign backends
+	for backend in jax torch autograd numpy; do \
+	  $(BIN)/hamdesign --backend $$backend evaluate haldane --observable hall --nk 100 --beta 200 || exit 1; \
+	done
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	cd asv_bench && ../$(BIN)/asv machine --yes >/dev/null && ../$(BIN)/asv run --python=same --quick --show-stderr
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .asv

@@ -1,0 +1,406 @@
+"""The ``hamdesign`` command line (Typer). Commands are thin: parse, call one library function, print.
+
+Physics modules and array frameworks are imported inside the commands, so ``hamdesign --help``
+starts instantly and never imports jax or torch. Errors caused by input become one line on stderr
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import HamdesignError
+
+app = typer.Typer(
+    name="hamdesign",
+    help="Inverse design of tight-binding Hamiltonians by automatic differentiation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class _State:
+    quiet: bool = False
+    verbose: bool = False
+
+
+STATE = _State()
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"hamdesign: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def user_errors(fn):
+    """Turn hamdesign's input errors (and unreadable files) into one line on stderr, exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HamdesignError as err:
+            _fail(str(err))
+        except (OSError, UnicodeDecodeError) as err:
+            _fail(f"{getattr(err, 'filename', '') or ''} {err.strerror if isinstance(err, OSError) and err.strerror else err}".strip())
+
+    return wrapper
+
+
+@app.callback()
+def _global_options(
+    backend: Annotated[
+        Optional[str],
+        typer.Option("--backend", "-b", envvar="HAMDESIGN_BACKEND", help="Array backend: jax, torch, autograd or numpy (forward only). Env: HAMDESIGN_BACKEND. Default: the first installed of jax, torch, autograd, numpy."),
+    ] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option("--device", envvar="HAMDESIGN_DEVICE", help="cpu or gpu, where the backend has one. Env: HAMDESIGN_DEVICE."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results (no progress, no notes).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print extra diagnostics.")] = False,
+) -> None:
+    STATE.quiet, STATE.verbose = quiet, verbose
+    if device:
+        if device.lower() not in ("cpu", "gpu"):
+            _fail(f"--device must be cpu or gpu, got {device!r}")
+        os.environ["HAMDESIGN_DEVICE"] = device.lower()
+    if backend:
+        from .backend import set_backend
+
+        try:
+            set_backend(backend)
+        except HamdesignError as err:
+            _fail(str(err))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(quiet=STATE.quiet)
+
+
+def _print_json(data: dict) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=False, default=_json_default))
+
+
+def _json_default(obj):
+    try:
+        import numpy
+
+        if isinstance(obj, numpy.ndarray):
+            return obj.tolist()
+        if isinstance(obj, numpy.generic):
+            return obj.item()
+    except ImportError:  # pragma: no cover
+        pass
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# ------------------------------------------------------------------------------------- backends
+@app.command()
+@user_errors
+def backends(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Installed backends: version, devices, and whether each can differentiate and compile."""
+    from .backend import available_backends, get_backend
+    from .backends import KNOWN_BACKENDS
+
+    installed = available_backends()
+    rows = []
+    for name, extra in KNOWN_BACKENDS.items():
+        row = {"name": name, "installed": name in installed, "pip_extra": extra}
+        if name in installed:
+            try:
+                be = get_backend(name)
+                row.update(version=be.version, devices=be.devices(), differentiates=be.can_differentiate, compiles=be.can_compile)
+            except HamdesignError as err:
+                row.update(installed=False, error=str(err))
+        rows.append(row)
+    if as_json:
+        _print_json({"backends": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title="hamdesign backends")
+    for col in ("backend", "installed", "version", "devices", "gradients", "jit", "install with"):
+        table.add_column(col)
+    for r in rows:
+        yes = lambda flag: "yes" if flag else "no"  # noqa: E731
+        table.add_row(
+            r["name"],
+            yes(r["installed"]),
+            r.get("version", "-"),
+            ", ".join(r.get("devices", [])) or "-",
+            yes(r.get("differentiates")) if r["installed"] else "-",
+            yes(r.get("compiles")) if r["installed"] else "-",
+            f"pip install '{r['pip_extra']}'",
+        )
+    _console().print(table)
+
+
+# ------------------------------------------------------------------------------------- models
+@app.command()
+@user_errors
+def models(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """The built-in models: dimension, orbitals, parameters and their meaning."""
+    from .models import MODELS
+
+    entries = []
+    for name, factory in MODELS.items():
+        m = factory()
+        entries.append(
+            {
+                "name": name,
+                "dim": m.dim,
+                "orbitals": list(m.orbital_names),
+                "energy_unit": m.energy_unit,
+                "length_unit": m.length_unit,
+                "parameters": {p: {"default": float(v), "meaning": m.parameter_info.get(p, "")} for p, v in zip(m.parameter_names, m.default_params)},
+                "summary": (factory.__doc__ or "").strip().splitlines()[0],
+            }
+        )
+    if as_json:
+        _print_json({"models": entries})
+        return
+    from rich.table import Table
+
+    table = Table(title="built-in models", show_lines=True)
+    for col in ("model", "dim", "orbitals", "parameters (default): meaning", "summary"):
+        table.add_column(col)
+    for e in entries:
+        params = "\n".join(f"{p} ({v['default']:g}): {v['meaning']}" for p, v in e["parameters"].items())
+        table.add_row(e["name"], str(e["dim"]), " ".join(e["orbitals"]), params, e["summary"])
+    _console().print(table)
+
+
+# ------------------------------------------------------------------------------------- evaluate
+class Observable(str, Enum):
+    hall = "hall"
+
+
+def _read_params_file(path: Path) -> dict:
+    from .errors import ParameterError
+
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ParameterError(f"{path}: cannot read parameters ({err.strerror})") from err
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except (ValueError, json.JSONDecodeError) as err:
+        raise ParameterError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {err}") from err
+    if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
+        data = data["parameters"]
+    if not isinstance(data, dict):
+        raise ParameterError(f"{path}: expected a mapping of parameter names to numbers")
+    return data
+
+
+def _parse_sets(items: list[str]) -> dict:
+    from .errors import ParameterError
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ParameterError(f"--set expects NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def resolve_temperature(model, *, beta: float | None, temperature: float | None, kelvin: bool) -> float:
+    """β in inverse model energy units from --beta or --temperature [--kelvin]."""
+    from .errors import ParameterError
+    from .units import kelvin_to_energy
+
+    if beta is not None and temperature is not None:
+        raise ParameterError("give --beta or --temperature, not both")
+    if beta is None and temperature is None:
+        raise ParameterError("give the temperature: --beta (1/energy) or --temperature (energy, or kelvin with --kelvin)")
+    if beta is not None:
+        if not beta > 0 or beta != beta or beta == float("inf"):
+            raise ParameterError(f"--beta must be positive and finite, got {beta}")
+        return beta
+    if not temperature > 0 or temperature == float("inf"):
+        raise ParameterError(f"--temperature must be positive and finite, got {temperature}")
+    if kelvin:
+        try:
+            temperature = kelvin_to_energy(temperature, model.energy_unit)
+        except ValueError as err:
+            raise ParameterError(str(err)) from err
+    return 1.0 / temperature
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Built-in model name (see `hamdesign models`), a model file (.toml/.json), or wannier90 seedname_tb.dat / seedname_hr.dat.")],
+    observable: Annotated[Observable, typer.Option("--observable", "-o", help="What to compute: hall (σ_xy in e²/h per layer, band Chern numbers).")] = Observable.hall,
+    nk: Annotated[str, typer.Option("--nk", help="Γ-centred k-mesh: N (same along every periodic direction) or N1,N2[,N3].")] = "100",
+    beta: Annotated[Optional[float], typer.Option("--beta", help="Inverse temperature 1/k_BT in 1/(model energy unit).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-T", help="k_BT in the model's energy unit (kelvin with --kelvin).")] = None,
+    kelvin: Annotated[bool, typer.Option("--kelvin", help="Read --temperature in kelvin.")] = False,
+    mu: Annotated[Optional[float], typer.Option("--mu", help="Chemical potential in the model's energy unit.")] = None,
+    filling: Annotated[Optional[float], typer.Option("--filling", help="Fraction of bands occupied, 0..1 (default 0.5 when --mu is not given); μ by bisection.")] = None,
+    params: Annotated[Optional[Path], typer.Option("--params", help="JSON/TOML file mapping parameter names to values (or a result.json with a 'parameters' table).")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override one parameter: NAME=VALUE (repeatable).")] = [],  # noqa: B006
+    thickness: Annotated[Optional[float], typer.Option("--thickness", help="Layer thickness (2D) in the model's length unit, for bulk S/cm; default: the cell's extent along the third lattice vector.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Evaluate an observable of a model and print it (a table, or JSON with --json)."""
+    from .backend import current
+    from .io import load_model
+    from .observables.hall import hall_report
+
+    tb = load_model(model, thickness=thickness)
+    values = _read_params_file(params) if params else {}
+    values.update(_parse_sets(set_))
+    p = tb.params_from(values)
+    b = resolve_temperature(tb, beta=beta, temperature=temperature, kelvin=kelvin)
+    if mu is None and filling is None:
+        filling = 0.5
+    be = current()
+    report = hall_report(tb, p, nk, beta=b, mu=mu, filling=filling, thickness=thickness)
+    report["parameters"] = dict(zip(tb.parameter_names, map(float, p)))
+    report["backend"] = be.name
+    if as_json:
+        _print_json(report)
+        return
+    _print_hall(report, tb)
+
+
+def _print_hall(report: dict, tb) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report['model']}: anomalous Hall response ({report['backend']} backend)")
+    table.add_column("quantity")
+    table.add_column("value")
+    table.add_row("σ_xy", f"{report['sigma_xy']:.6f} e²/h per layer")
+    if report["sigma_xy_bulk_S_per_cm"] is not None:
+        table.add_row("σ_xy (bulk)", f"{report['sigma_xy_bulk_S_per_cm']:.4g} S/cm (layer spacing {report['layer_spacing']:g} {tb.length_unit})")
+    table.add_row("band Chern numbers", ", ".join(f"{c:+.4f}" for c in report["chern"]))
+    table.add_row("μ", f"{report['mu']:.6g} {tb.energy_unit}")
+    table.add_row("β", f"{report['beta']:g} 1/{tb.energy_unit}")
+    table.add_row("k-mesh", "×".join(map(str, report["nk"])))
+    table.add_row("global band gaps", ", ".join(f"{g:.4g}" for g in report["band_gaps"]))
+    _console().print(table)
+
+
+# ------------------------------------------------------------------------------------- design
+def _parse_seeds(text: str | None, default: list[int]) -> list[int]:
+    from .errors import ParameterError
+
+    if text is None:
+        return default
+    try:
+        if ":" in text:
+            start, stop = (int(x) for x in text.split(":", 1))
+            seeds = list(range(start, stop))
+        else:
+            seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise ParameterError(f"--seeds must be START:STOP or a comma list of integers, got {text!r}") from err
+    if not seeds or any(s < 0 for s in seeds):
+        raise ParameterError(f"--seeds {text!r} selects no non-negative seeds")
+    return seeds
+
+
+@app.command()
+@user_errors
+def design(
+    source: Annotated[str, typer.Argument(help="A preset (haldane, triangular) or a CONFIG.toml / .json describing the design.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Result folder (default: results/<name>). One subfolder per seed when several seeds run.")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds: START:STOP (Python range) or a comma list; default from the config.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Override the number of optimisation steps.")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from the checkpoint in this result folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result (or ensemble summary) as JSON.")] = False,
+) -> None:
+    """Run an inverse design with a progress bar; write result.json, history.npz, the model and figures."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .design import DesignRun, load_config, summarise_ensemble, write_result
+    from .errors import ParameterError
+
+    if resume is not None:
+        checkpoint = resume / "checkpoint.npz"
+        if not checkpoint.exists():
+            raise ParameterError(f"--resume {resume}: no checkpoint.npz there")
+        from .optimize import load_checkpoint
+
+        _, meta = load_checkpoint(checkpoint)
+        cfg, label = meta["config"], source
+        seed_list, out_root = [int(meta["seed"])], resume
+    else:
+        cfg, label = load_config(source)
+        seed_list = _parse_seeds(seeds, cfg.get("seeds", [0]))
+        out_root = out or Path("results") / label
+    if steps is not None:
+        if steps < 1:
+            raise ParameterError("--steps must be positive")
+        cfg = {**cfg, "steps": steps}
+    run = DesignRun(cfg)
+    console = _console()
+    results = []
+    for seed in seed_list:
+        folder = out_root if (resume is not None or len(seed_list) == 1) else out_root / f"seed_{seed:03d}"
+        with Progress(
+            TextColumn(f"[bold]{label}[/] seed {seed}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=STATE.quiet,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("design", total=run.steps, info="", completed=0)
+
+            def on_step(step, record, task=task, progress=progress):
+                chern = record.get("chern")
+                info = f"loss {record['loss']:+.4f}  kT {1 / record['beta']:.3g}  gap {record.get('gap', float('nan')):.3f}"
+                if chern is not None:
+                    info += "  C " + " ".join(f"{c:+.2f}" for c in chern)
+                progress.update(task, completed=step + 1, info=info)
+
+            state = run.run(seed, out_dir=folder, resume=resume is not None, on_step=on_step)
+        results.append(write_result(run, state, folder, seed=seed, label=label))
+        if not as_json:
+            ev = results[-1]["evaluation"]
+            console.print(
+                f"seed {seed}: σ_xy = {ev['sigma_xy']:+.6f} e²/h at β = {ev['beta']:g} (Chern {ev['chern_lattice']}), "
+                f"{ev['sigma_xy_at_final_training_beta']:+.4f} at the final training β = {ev['final_training_beta']:.4g}; → {folder}"
+            )
+    if len(results) > 1:
+        from .io import atomic_write_text
+
+        summary = summarise_ensemble(results)
+        atomic_write_text(out_root / "ensemble.json", json.dumps(summary, indent=2))
+        if as_json:
+            _print_json(summary)
+        else:
+            console.print(f"best seed {summary['best_seed']}: σ_xy = {summary['best_sigma_xy']:+.6f} (Chern {summary['best_chern']}); mean {summary['sigma_xy_mean']:+.4f} ± {summary['sigma_xy_std']:.4f}")
+    elif as_json:
+        _print_json(results[0])
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The command line through Typer's CliRunner and through the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hamdesign.cli import app
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+runner = CliRunner()
+
+
+def console_script() -> str:
+    found = shutil.which("hamdesign", path=str(Path(sys.executable).parent))
+    assert found, "the hamdesign console script is not installed next to this Python"
+    return found
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([console_script(), *args], capture_output=True, text=True, env=full_env, timeout=300)
+
+
+def test_evaluate_haldane_json_through_console_script():
+    out = run_cli("--backend", "numpy", "evaluate", "haldane", "--observable", "hall", "--nk", "100", "--beta", "200", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    for key in ("observable", "sigma_xy", "chern", "units", "backend"):
+        assert key in data
+    assert data["observable"] == "hall" and data["backend"] == "numpy"
+    assert data["sigma_xy"] == pytest.approx(-1.0, abs=1e-6)
+    assert [round(c) for c in data["chern"]] == [-1, 1]
+
+
+@pytest.mark.parametrize("name", ["jax", "torch", "autograd"])
+def test_environment_variable_picks_backend(name):
+    pytest.importorskip(name)
+    result = runner.invoke(app, ["evaluate", "haldane", "--nk", "30", "--beta", "50", "--json"], env={"HAMDESIGN_BACKEND": name})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["backend"] == name
+
+
+def test_evaluate_reference_tb_dat_gives_six():
+    path = REFERENCE / "triangular_optimum_tb.dat"
+    result = runner.invoke(app, ["--backend", "numpy", "evaluate", str(path), "--nk", "48", "--beta", "200", "--filling", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["sigma_xy"] == pytest.approx(-6.0, abs=0.02)
+    assert data["chern_rounded"] == [-5, -1, 3, 3]
+
+
+def test_temperature_options_and_params(tmp_path):
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"M": 2.0}))  # trivial phase: |M| > 3√3 t2
+    result = runner.invoke(app, ["--backend", "numpy", "evaluate", "haldane", "--nk", "30", "--temperature", "0.005", "--params", str(params), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["beta"] == pytest.approx(200.0)
+    assert data["parameters"]["M"] == 2.0
+    assert abs(data["sigma_xy"]) < 1e-6
+    result = runner.invoke(app, ["--backend", "numpy", "evaluate", "hbn", "--nk", "12", "--temperature", "300", "--kelvin", "--json", "--set", "M=0.5"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["beta"] == pytest.approx(1 / (8.617333262e-5 * 300), rel=1e-6)
+
+
+def test_backends_and_models_commands():
+    result = runner.invoke(app, ["backends", "--json"])
+    assert result.exit_code == 0, result.output
+    names = {row["name"]: row for row in json.loads(result.stdout)["backends"]}
+    assert set(names) == {"jax", "torch", "autograd", "numpy"}
+    assert names["numpy"]["installed"] and names["numpy"]["differentiates"] is False
+    table = runner.invoke(app, ["backends"])
+    assert table.exit_code == 0 and "numpy" in table.stdout
+    models = runner.invoke(app, ["models", "--json"])
+    assert models.exit_code == 0
+    assert {m["name"] for m in json.loads(models.stdout)["models"]} >= {"haldane", "hbn"}
+
+
+def test_human_readable_output():
+    result = runner.invoke(app, ["--backend", "numpy", "evaluate", "haldane", "--nk", "30", "--beta", "100"])
+    assert result.exit_code == 0, result.output
+    assert "σ_xy" in result.stdout and "Chern" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--backend", "tensorflow", "evaluate", "haldane", "--beta", "1"], "unknown backend 'tensorflow'"),
+        (["evaluate", "no_such_model", "--beta", "1"], "no_such_model"),
+        (["evaluate", "haldane"], "temperature"),
+        (["evaluate", "haldane", "--beta", "-1"], "--beta must be positive"),
+        (["evaluate", "haldane", "--beta", "1", "--filling", "1.5"], "filling"),
+        (["evaluate", "haldane", "--beta", "1", "--nk", "0"], "k-mesh"),
+        (["evaluate", "haldane", "--beta", "1", "--set", "Q=1"], "unknown parameter 'Q'"),
+        (["evaluate", "haldane", "--temperature", "300", "--kelvin"], "dimensionless"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, message):
+    out = run_cli(*args, env={"HAMDESIGN_BACKEND": "numpy"})
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert message in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "content, suffix, message",
+    [
+        ("this is [not toml", ".toml", "model.toml"),
+        ('[lattice]\nvectors = [[1.0, 0.0], [2.0, 0.0]]\n[[orbitals]]\nposition = [0, 0]\n', ".toml", "singular"),
+        (
+            '[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = [0]\n[[hoppings]]\nfrom = 0\nto = 0\nR = [0]\namplitude = [0.0, 1.0]\n',
+            ".toml",
+            "not real",
+        ),
+    ],
+)
+def test_malformed_model_files_exit_2(tmp_path, content, suffix, message):
+    path = tmp_path / f"model{suffix}"
+    path.write_text(content)
+    out = run_cli("evaluate", str(path), "--beta", "1", env={"HAMDESIGN_BACKEND": "numpy"})
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
+
+
+def test_help_imports_no_framework():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from hamdesign.cli import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "for sub in ('evaluate', 'backends', 'models'):\n"
+        "    assert CliRunner().invoke(app, [sub, '--help']).exit_code == 0\n"
+        "bad = [m for m in ('jax', 'torch', 'autograd') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    help_out = run_cli("--help")
+    assert help_out.returncode == 0 and "evaluate" in help_out.stdout
