@@ -87,6 +87,7 @@ XP_NAMES: tuple[str, ...] = (
     "clip",
     "round",
     "sort",
+    "searchsorted",
 )
 
 

@@ -142,6 +142,7 @@ xp = SimpleNamespace(
     clip=lambda x, /, min=None, max=None: _anp.clip(x, min, max),
     round=_round,
     sort=lambda x, /, *, axis=-1, descending=False, stable=True: _np.sort(getval(x), axis=axis),
+    searchsorted=lambda x1, x2, /, *, side="left", sorter=None: _np.searchsorted(getval(x1), getval(x2), side=side),
 )
 
 

@@ -11,7 +11,16 @@ from .backend import available_backends, current, set_backend, use_backend
 from .errors import BackendError, HamdesignError, LatticeError, MemoryBudgetError, ModelError, ModelFileError, ParameterError
 from .lattice import Lattice, high_symmetry_path, kmesh
 from .model import TightBinding, hamiltonian, hamiltonian_derivatives, hopping_amplitudes
-from .observables import berry_curvature, chern_numbers, chern_numbers_lattice, hall_report, sigma_xy
+from .observables import (
+    berry_curvature,
+    chern_numbers,
+    chern_numbers_lattice,
+    hall_report,
+    injection_rate,
+    photocurrent,
+    shift_conductivity,
+    sigma_xy,
+)
 from .spectrum import bands, chemical_potential, eigensystem, fermi
 
 __version__ = "0.1.0"
@@ -40,6 +49,9 @@ __all__ = [
     "hamiltonian_derivatives",
     "high_symmetry_path",
     "hopping_amplitudes",
+    "injection_rate",
+    "photocurrent",
+    "shift_conductivity",
     "kmesh",
     "set_backend",
     "sigma_xy",

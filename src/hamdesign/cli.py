@@ -185,6 +185,44 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
 # ------------------------------------------------------------------------------------- evaluate
 class Observable(str, Enum):
     hall = "hall"
+    shift = "shift"
+    injection = "injection"
+    photocurrent = "photocurrent"
+
+
+class Smearing(str, Enum):
+    gaussian = "gaussian"
+    lorentzian = "lorentzian"
+
+
+class Polarisation(str, Enum):
+    along = "along"
+    unpolarised = "unpolarised"
+
+
+class Parts(str, Enum):
+    both = "both"
+    shift = "shift"
+    injection = "injection"
+
+
+def parse_omega(text: str, model):
+    """START:STOP:COUNT (inclusive, eV) → photon energies in the model's energy unit."""
+    import numpy as np
+
+    from .errors import ParameterError
+    from .units import ELEMENTARY_CHARGE, energy_in_j
+
+    try:
+        start, stop, count = text.split(":")
+        start, stop, count = float(start), float(stop), int(count)
+    except ValueError as err:
+        raise ParameterError(f"--omega must be START:STOP:COUNT (eV), got {text!r}") from err
+    if count < 1 or not (np.isfinite(start) and np.isfinite(stop)) or start < 0 or stop < start:
+        raise ParameterError(f"--omega {text!r}: need 0 <= START <= STOP and COUNT >= 1")
+    omega_ev = np.linspace(start, stop, count)
+    joules = energy_in_j(model.energy_unit)
+    return omega_ev if joules is None else omega_ev * ELEMENTARY_CHARGE / joules
 
 
 def _read_params_file(path: Path) -> dict:
@@ -258,15 +296,28 @@ def evaluate(
     filling: Annotated[Optional[float], typer.Option("--filling", help="Fraction of bands occupied, 0..1 (default 0.5 when --mu is not given); μ by bisection.")] = None,
     params: Annotated[Optional[Path], typer.Option("--params", help="JSON/TOML file mapping parameter names to values (or a result.json with a 'parameters' table).")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override one parameter: NAME=VALUE (repeatable).")] = [],  # noqa: B006
-    thickness: Annotated[Optional[float], typer.Option("--thickness", help="Layer thickness (2D) in the model's length unit, for bulk S/cm; default: the cell's extent along the third lattice vector.")] = None,
+    thickness: Annotated[Optional[float], typer.Option("--thickness", help="Layer thickness (2D) in the model's length unit, for bulk numbers; default: the cell's extent along the third lattice vector.")] = None,
+    cross_section: Annotated[Optional[float], typer.Option("--cross-section", help="Cross-section area per chain (1D) in the model's length unit squared, for bulk numbers; default: the model's.")] = None,
+    component: Annotated[str, typer.Option("--component", help="shift/injection tensor components: xyy, a comma list, or all (first index = current direction).")] = "xxx",
+    omega: Annotated[str, typer.Option("--omega", help="Photon energies START:STOP:COUNT in eV, inclusive like numpy.linspace.")] = "0.1:4.0:400",
+    eta: Annotated[float, typer.Option("--eta", help="Broadening of the delta function (model energy unit, eV by default).")] = 0.02,
+    smearing: Annotated[Smearing, typer.Option("--smearing", help="Shape of the broadened delta function.")] = Smearing.gaussian,
+    tau: Annotated[float, typer.Option("--tau", help="Relaxation time for the injection current, seconds.")] = 1e-13,
+    spectrum: Annotated[str, typer.Option("--spectrum", help="Solar spectrum: blackbody5500, am0, am15g, am15d.")] = "blackbody5500",
+    polarisation: Annotated[Polarisation, typer.Option("--polarisation", help="along: linearly polarised along the current; unpolarised: average of x and y (light along z).")] = Polarisation.along,
+    parts: Annotated[Parts, typer.Option("--parts", help="Which photocurrent the headline number is: shift + injection, or one part.")] = Parts.both,
+    direction: Annotated[str, typer.Option("--direction", help="Current direction for the photocurrent: x, y or z.")] = "x",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Evaluate an observable of a model and print it (a table, or JSON with --json)."""
     from .backend import current
+    from .errors import ParameterError
     from .io import load_model
     from .observables.hall import hall_report
 
-    tb = load_model(model, thickness=thickness)
+    if thickness is not None and cross_section is not None:
+        raise ParameterError("give --thickness (2D) or --cross-section (1D), not both")
+    tb = load_model(model, thickness=thickness if thickness is not None else cross_section)
     values = _read_params_file(params) if params else {}
     values.update(_parse_sets(set_))
     p = tb.params_from(values)
@@ -274,13 +325,75 @@ def evaluate(
     if mu is None and filling is None:
         filling = 0.5
     be = current()
-    report = hall_report(tb, p, nk, beta=b, mu=mu, filling=filling, thickness=thickness)
+    if observable is Observable.hall:
+        report = hall_report(tb, p, nk, beta=b, mu=mu, filling=filling, thickness=thickness)
+    elif observable is Observable.photocurrent:
+        from .observables.photocurrent import photocurrent_report
+
+        report = photocurrent_report(
+            tb, p, nk, spectrum=spectrum, direction=direction, polarisation=polarisation.value, parts=parts.value, tau=tau, beta=b, mu=mu, filling=filling
+        )
+    else:
+        from .observables.injection import injection_report
+        from .observables.shift import shift_report
+
+        w = parse_omega(omega, tb)
+        settings = {"components": component, "beta": b, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing.value}
+        if observable is Observable.shift:
+            report = shift_report(tb, p, nk, w, **settings)
+        else:
+            report = injection_report(tb, p, nk, w, tau=tau, **settings)
+        report["component"] = report["components"][0] if len(report["components"]) == 1 else report["components"]
+        if len(report["components"]) == 1:  # one component: plain spectra
+            for key in ("sigma", "sigma_layer", "sigma_chain", "injection_rate"):
+                if isinstance(report.get(key), list) and report[key] and isinstance(report[key][0], list):
+                    report[key] = report[key][0]
     report["parameters"] = dict(zip(tb.parameter_names, map(float, p)))
     report["backend"] = be.name
     if as_json:
         _print_json(report)
         return
-    _print_hall(report, tb)
+    if observable is Observable.hall:
+        _print_hall(report, tb)
+    elif observable is Observable.photocurrent:
+        _print_photocurrent(report)
+    else:
+        _print_spectrum(report)
+
+
+def _print_photocurrent(report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report['model']}: DC photocurrent under {report['spectrum_description']} ({report['backend']} backend)")
+    table.add_column("quantity")
+    table.add_column("value")
+    table.add_row(f"J ({report['parts']})", f"{report['current_density']:.6g} A/m²")
+    table.add_row("shift part", f"{report['shift_current_density']:.6g} A/m²")
+    table.add_row("injection part", f"{report['injection_current_density']:.6g} A/m² (τ = {report['tau_s']:g} s)")
+    table.add_row("original normalisation", f"{report['current_density_original_normalisation']:.6g} A/m² (∫σ|E|²dω, ∫|E|²dω = 2∫I dω/(cε0))")
+    table.add_row("polarisation", f"{report['polarisation']}, current along {report['direction']}")
+    table.add_row(report["transverse_meaning"], f"{report['transverse_measure']:g} {report['transverse_unit']}")
+    _console().print(table)
+
+
+def _print_spectrum(report: dict) -> None:
+    from rich.table import Table
+
+    key = "sigma"
+    unit = report["units"][key]
+    comps = report["components"]
+    values = report[key] if len(comps) > 1 else [report[key]]
+    omega = report["omega_ev"] or report["omega"]
+    table = Table(title=f"{report['model']}: {report['observable']} ({unit}, bulk; {report['backend']} backend)")
+    table.add_column("ħω (eV)" if report["omega_ev"] else f"ħω ({report['omega_unit']})")
+    for c in comps:
+        table.add_column(c)
+    step = max(1, len(omega) // 20)
+    for i in range(0, len(omega), step):
+        table.add_row(f"{omega[i]:.4g}", *[f"{row[i]:.4g}" for row in values])
+    _console().print(table)
+    if report.get("transverse_measure") is not None:
+        _console().print(f"bulk values use the {report['transverse_measure_meaning']} {report['transverse_measure']:g} {report['transverse_measure_unit']}")
 
 
 def _print_hall(report: dict, tb) -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .hall import berry_curvature, chern_numbers, chern_numbers_lattice, hall_report, sigma_xy
+from .injection import injection_rate, injection_report
+from .photocurrent import photocurrent, photocurrent_on_grid, photocurrent_report
+from .shift import shift_conductivity, shift_conductivity_shift_vector, shift_report
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,33 @@ REGISTRY: dict[str, ObservableSpec] = {
         odd_under_time_reversal=True,
         dims=(2, 3),
     ),
+    "shift": ObservableSpec(
+        name="shift",
+        symbol="σ^{abc}(ω)",
+        units="A/V² (bulk; per layer / per chain alongside)",
+        rank=3,
+        reference="Ibañez-Azpiroz, Tsirkin, Souza, PRB 97, 245143 (2018), Eqs. (2)-(4); PHYSICS.md §3",
+        odd_under_time_reversal=False,
+        dims=(1, 2, 3),
+    ),
+    "injection": ObservableSpec(
+        name="injection",
+        symbol="η^{abc}(ω)",
+        units="A V⁻² s⁻¹ (bulk); τη in A/V²",
+        rank=3,
+        reference="Sipe, Shkrebtii, PRB 61, 5337 (2000), Eq. (52); PHYSICS.md §3b",
+        odd_under_time_reversal=True,
+        dims=(1, 2, 3),
+    ),
+    "photocurrent": ObservableSpec(
+        name="photocurrent",
+        symbol="J^a",
+        units="A/m² (bulk)",
+        rank=1,
+        reference="PHYSICS.md §4",
+        odd_under_time_reversal=False,
+        dims=(1, 2, 3),
+    ),
 }
 
 __all__ = [
@@ -42,5 +72,13 @@ __all__ = [
     "chern_numbers",
     "chern_numbers_lattice",
     "hall_report",
+    "injection_rate",
+    "injection_report",
+    "photocurrent",
+    "photocurrent_on_grid",
+    "photocurrent_report",
+    "shift_conductivity",
+    "shift_conductivity_shift_vector",
+    "shift_report",
     "sigma_xy",
 ]

@@ -1,0 +1,599 @@
+"""Shift current σ^{abc}(ω) (A/V², bulk): sum-rule form, and an independent shift-vector form.
+
+Second-order DC response to E(t) = E(ω)e^{−iωt} + c.c. (PHYSICS.md §3)::
+
+    J^a = 2 σ^{abc}(0; ω, −ω) E^b(ω) E^c(−ω)
+
+    σ^{abc}(ω) = (π e³ / 2ħ²) ∫ d^dk/(2π)^d Σ_{n,m} f_nm Im[ r^b_mn r^c_{nm;a} + r^c_mn r^b_{nm;a} ] δ(ω_mn − ω)
+
+the physical (real) part of the Sipe–Shkrebtii shift current as written by Ibañez-Azpiroz, Tsirkin
+& Souza, PRB 97, 245143 (2018), Eqs. (2)–(4), and computed by WannierBerri (``ShiftCurrent``) and
+wannier90 (``berry_task = sc``). With ħ = e = 1 inside, energies in the model's energy unit E and
+lengths in its length unit L::
+
+    ω_nm = ε_n − ε_m,   f_nm = f(ε_n − μ) − f(ε_m − μ),   Δ^a_nm = v^a_nn − v^a_mm,
+    r^a_nm = v^a_nm / (i ω_nm)                     (n ≠ m; 0 for n = m)
+    r^b_{nm;a} = (i/ω_nm) [ (v^a_nm Δ^b_nm + v^b_nm Δ^a_nm)/ω_nm − w^{ab}_nm
+                            + Σ_{p≠n,m} ( v^b_np v^a_pm / ω_pm − v^a_np v^b_pm / ω_np ) ]
+
+(the sum rule for a tight-binding model whose position operator is diagonal in the orbital basis;
+v = ∂H/∂k, w = ∂²H/∂k∂k in the band basis, :mod:`hamdesign.model`). With V^a_nm = v^a_nm/ω_nm the
+p-sum needs no three-index array: excluding p = n, m from the matrix products gives exactly
+
+    r^b_{nm;a} = (i/ω_nm) [ Δ^a_nm V^b_nm − w^{ab}_nm + (v^b V^a − V^a v^b)_nm ],
+
+which is what :func:`shift_integrand` evaluates (two matrix products per (a, b) pair).
+
+**Regulator.** Every 1/ω_nm is g(ω_nm) = ω³/(ω⁴ + δ⁴), δ = :data:`SHIFT_REGULATOR` (10⁻⁶ energy units):
+it equals 1/ω to relative order (δ/ω)⁴ (< 10⁻¹² for gaps above 10⁻³) and vanishes, with all its
+derivatives up to the third, at ω = 0. At a degeneracy on the mesh f_nm → 0 and r_nm → 0 together,
+so values and gradients stay finite; terms of the p-sum with ε_p = ε_m (or ε_n) are dropped.
+
+**Smearing.** δ(x) is ``"gaussian"``: exp(−x²/η²)/(√π η) (the wannier90 / WannierBerri Gaussian) or
+``"lorentzian"``: (η/π)/(x² + η²); η in energy units; δ(ω_mn − ω) = ħ δ(ε_m − ε_n − ħω) in SI.
+
+**k-integral.** ∫ d^dk/(2π)^d = (1/(N_k Ω_cell)) Σ_k with Ω_cell = ``lattice.cell_measure``
+(= bz_measure/(2π)^d): a Γ-centred mesh average.
+
+**Units.** Internally σ_int = (π/2) ∫ d^dk/(2π)^d Σ f_nm Im[…] δ_E(ε_m − ε_n − ω) has units
+L^{3−d}/E (r ~ L, r_{;a} ~ L², δ_E ~ 1/E, d^dk ~ L^{−d}). Restoring constants, δ(ω) = ħ δ_E turns
+πe³/2ħ² into πe³/2ħ, so in SI
+
+    σ_bulk [A/V²] = σ_int / t_⊥ × e³ / (ħ · E_J)          (= σ_int/t_⊥ × e²/ħ = 2.434e−4 A/V² for eV)
+
+with t_⊥ the transverse measure in L^{3−d} (1 in 3D; layer thickness in 2D; cross-section area in
+1D: ``lattice.transverse_measure``, or ``transverse=``) and E_J the joules per energy unit. L cancels.
+The per-layer (2D) or per-chain (1D) value is σ_bulk × t_⊥ in A·m/V² or A·m²/V². For dimensionless
+energy units (e.g. ``t1``) σ is returned as σ_int/t_⊥ in e³/(ħ·E) and the units string says so.
+
+**Second method.** :func:`shift_conductivity_shift_vector` evaluates, for linear polarisation b = c,
+
+    σ^{abb}(ω) = −(π e³/ħ²) ∫ d^dk/(2π)^d Σ_{n,m} f_nm R^{a,b}_mn |r^b_nm|² δ(ω_mn − ω),
+    R^{a,b}_mn = ∂_a φ^b_mn − (A^a_mm − A^a_nn),     r^b_mn = |r^b_mn| e^{iφ^b_mn},  A^a_nn = i⟨u_n|∂_a u_n⟩,
+
+from a gauge-invariant central difference of eigenvectors (:func:`shift_vector`); it shares only
+v^b (for r^b) with the sum rule, not the generalised derivative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import backend as _backend
+from ..errors import ParameterError
+from ..lattice import kmesh as _kmesh
+from ..lattice import parse_nk
+from ..model import TightBinding
+from ..spectrum import DEFAULT_CHUNK_BYTES, MATRICES_PER_K, check_memory, chunk_size, eigensystem, fermi, k_chunks
+from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j, length_in_m
+from .hall import resolve_mu
+
+#: δ of the regularised inverse gap g(ω) = ω³/(ω⁴ + δ⁴), model energy units.
+SHIFT_REGULATOR = 1e-6
+
+AXES = "xyz"
+Component = tuple[int, int, int]
+
+SMEARINGS = ("gaussian", "lorentzian")
+
+
+# ------------------------------------------------------------------------------------ components
+def parse_components(spec: str | Iterable, /, *, dim: int = 3) -> list[Component]:
+    """Cartesian index triples (a, b, c) from ``"xyy"``, ``"xxx,xyy"``, ``"all"`` or a list.
+
+    ``"all"`` means every a, b, c < ``dim`` with b ≤ c (σ^{abc} = σ^{acb}, so the others repeat).
+    A list may hold strings (``"xyy"``) or integer triples (``(0, 1, 1)``).
+    """
+    if isinstance(spec, str):
+        text = spec.strip().lower()
+        if text == "all":
+            return [(a, b, c) for a in range(dim) for b in range(dim) for c in range(b, dim)]
+        items: list = [s.strip() for s in text.replace(";", ",").replace(" ", ",").split(",") if s.strip()]
+    else:
+        items = list(spec)
+    if not items:
+        raise ParameterError("no tensor components given; use e.g. 'xyy', 'xxx,xyy' or 'all'")
+    out: list[Component] = []
+    for item in items:
+        if isinstance(item, str):
+            if len(item) != 3 or any(ch not in AXES for ch in item.lower()):
+                raise ParameterError(f"tensor component {item!r} must be three letters from x, y, z (e.g. 'xyy')")
+            triple = tuple(AXES.index(ch) for ch in item.lower())
+        else:
+            try:
+                triple = tuple(int(i) for i in item)
+            except (TypeError, ValueError) as err:
+                raise ParameterError(f"tensor component {item!r} must be a string like 'xyy' or three integers") from err
+            if len(triple) != 3 or any(not 0 <= i <= 2 for i in triple):
+                raise ParameterError(f"tensor component {item!r} must be three Cartesian indices 0..2")
+        out.append(triple)  # type: ignore[arg-type]
+    return out
+
+
+def component_name(component: Component) -> str:
+    """``(0, 1, 1)`` → ``"xyy"``."""
+    return "".join(AXES[i] for i in component)
+
+
+def check_current_direction(model: TightBinding, a: int) -> None:
+    """A DC current flows only along periodic directions: e_a must lie in span(a_1 … a_d)."""
+    vecs = model.lattice.vectors[: model.dim]
+    proj = vecs.T @ np.linalg.solve(vecs @ vecs.T, vecs)
+    e = np.eye(3)[a]
+    if np.linalg.norm(proj @ e - e) > 1e-9:
+        raise ParameterError(
+            f"current direction {AXES[a]} is not along the periodic directions of the {model.dim}D model {model.name}; "
+            "a DC current (the first index a of σ^{abc}) must lie in the span of the lattice vectors"
+        )
+
+
+def _resolve_components(model: TightBinding, components) -> list[Component]:
+    comps = parse_components(components, dim=model.dim) if isinstance(components, str) else parse_components(components)
+    for a, _, _ in comps:
+        check_current_direction(model, a)
+    return comps
+
+
+# ------------------------------------------------------------------------------------ helpers
+def regularised_inverse_gap(gaps, /, *, regulator: float):
+    """g(ω) = ω³/(ω⁴ + δ⁴): 1/ω away from degeneracies, 0 (with zero slope) at ω = 0."""
+    g2 = gaps * gaps
+    return gaps * g2 / (g2 * g2 + float(regulator) ** 4)
+
+
+def smearing_function(x, /, *, eta: float, kind: str):
+    """Normalised δ(x) of width η: Gaussian exp(−x²/η²)/(√π η) or Lorentzian (η/π)/(x² + η²)."""
+    xp = _backend.current().xp
+    eta = float(eta)  # Python scalars only: strict array-API namespaces refuse NumPy scalars
+    if kind == "gaussian":
+        return xp.exp(-(x * x) / (eta * eta)) / float(np.sqrt(np.pi) * eta)
+    if kind == "lorentzian":
+        return (eta / np.pi) / (x * x + eta * eta)
+    raise ParameterError(f"smearing must be one of {', '.join(SMEARINGS)}, got {kind!r}")
+
+
+def _check_settings(beta: float, eta: float, smearing: str) -> None:
+    # β may be a traced value under jit; check it only when it is a concrete number
+    if isinstance(beta, (int, float, np.integer, np.floating)) and not 0 < beta < float("inf"):
+        raise ParameterError(f"beta must be positive and finite, got {beta}")
+    if not eta > 0:
+        raise ParameterError(f"eta (broadening) must be positive, got {eta}")
+    if smearing not in SMEARINGS:
+        raise ParameterError(f"smearing must be one of {', '.join(SMEARINGS)}, got {smearing!r}")
+
+
+def _omega_array(omega) -> np.ndarray:
+    w = np.atleast_1d(np.asarray(omega, dtype=float))
+    if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)):
+        raise ParameterError("omega must be a finite number or a 1D array of photon energies")
+    return w
+
+
+def band_diagonal(x, /):
+    """Real diagonal x_nn of a batch of Hermitian band matrices, shape (..., n)."""
+    be = _backend.current()
+    eye = be.asarray(np.eye(x.shape[-1]))
+    return be.xp.real(be.xp.sum(x * eye, axis=-1))
+
+
+def pair_difference(d, /):
+    """D_nm = d_n − d_m for a batch of vectors d (..., n) → (..., n, n)."""
+    xp = _backend.current().xp
+    return xp.expand_dims(d, axis=-1) - xp.expand_dims(d, axis=-2)
+
+
+def transitions_sum(weights, energies, omega: np.ndarray, /, *, eta: float, smearing: str, chunk: int | None = None):
+    """S[c, j] = Σ_{k,n,m} W[c,k,n,m] δ(ε_m − ε_n − ω_j), evaluated in k-chunks with one matmul each.
+
+    ``weights`` (ncomp, nk, n, n) indexed [c, k, n, m]; ``energies`` (nk, n); returns (ncomp, nomega).
+    """
+    be = _backend.current()
+    xp = be.xp
+    ncomp, nk, n, _ = weights.shape
+    w = be.asarray(np.asarray(omega, dtype=float))
+    size = chunk or max(1, int(DEFAULT_CHUNK_BYTES // (n * n * len(omega) * 8 * 4)))
+    total = None
+    for start in range(0, nk, size):
+        stop = min(start + size, nk)
+        e = energies[start:stop, ...]
+        omega_mn = xp.reshape(-pair_difference(e), (-1, 1))  # ε_m − ε_n at [k, n, m]
+        delta = smearing_function(omega_mn - xp.reshape(w, (1, -1)), eta=eta, kind=smearing)
+        part = xp.matmul(xp.reshape(weights[:, start:stop, ...], (ncomp, -1)), delta)
+        total = part if total is None else total + part
+    return total
+
+
+# ------------------------------------------------------------------------------------ integrand
+def shift_integrand(
+    energies, v_band: dict, w_band: dict, components: Sequence[Component], /, *, regulator: float = SHIFT_REGULATOR
+):
+    """I^{abc}_nm(k) = Im[ r^b_mn r^c_{nm;a} + r^c_mn r^b_{nm;a} ], shape (ncomp, nk, n, n), units L³.
+
+    ``energies`` (nk, n), ``v_band[a]`` and ``w_band[(a, b)]`` the band-basis matrices of
+    :func:`hamdesign.spectrum.eigensystem`. Indexed [c, k, n, m]; f_nm and δ(ω_mn − ω) are applied
+    by the caller. Uses the sum rule of the module docstring with 1/ω_nm → g(ω_nm).
+    """
+    xp = _backend.current().xp
+    inv = regularised_inverse_gap(pair_difference(energies), regulator=regulator)  # g(ω_nm)
+    carts = sorted({i for comp in components for i in comp})
+    V = {a: v_band[a] * inv for a in carts}  # v^a_nm / ω_nm
+    Delta = {a: pair_difference(band_diagonal(v_band[a])) for a in carts}
+    bracket: dict = {}
+
+    def gen_derivative_bracket(a: int, b: int):
+        # r^b_{nm;a} = i g_nm B^{ab}_nm with B^{ab} = Δ^a V^b − w^{ab} + [v^b, V^a]
+        if (a, b) not in bracket:
+            commutator = xp.matmul(v_band[b], V[a]) - xp.matmul(V[a], v_band[b])
+            bracket[(a, b)] = Delta[a] * V[b] - w_band[(a, b)] + commutator
+        return bracket[(a, b)]
+
+    out = []
+    for a, b, c in components:
+        # r^b_mn r^c_{nm;a} = (−i V^b_mn)(i g_nm B^{ac}_nm) = g_nm V^b_mn B^{ac}_nm
+        term = xp.matrix_transpose(V[b]) * gen_derivative_bracket(a, c) + xp.matrix_transpose(V[c]) * gen_derivative_bracket(a, b)
+        out.append(inv * xp.imag(term))
+    return xp.stack(out, axis=0)
+
+
+# ------------------------------------------------------------------------------------ units
+def transverse_measure(model: TightBinding, transverse: float | None = None) -> float:
+    """t_⊥: 1 in 3D, the layer thickness (2D) or cross-section area (1D), model length units."""
+    if model.dim == 3:
+        if transverse is not None:
+            raise ParameterError("a 3D model has no transverse extent to set (thickness / cross-section)")
+        return 1.0
+    if transverse is None:
+        return model.lattice.transverse_measure
+    if not transverse > 0:
+        raise ParameterError(f"thickness / cross-section must be positive, got {transverse}")
+    return float(transverse)
+
+
+def transverse_unit(model: TightBinding) -> str:
+    return {3: "", 2: model.length_unit, 1: f"{model.length_unit}^2"}[model.dim]
+
+
+def shift_si_factor(model: TightBinding) -> float | None:
+    """e³/(ħ·E_J): A/V² per (internal σ / t_⊥) in 1/energy-unit; ``None`` for dimensionless energies."""
+    joules = energy_in_j(model.energy_unit)
+    if joules is None:
+        return None
+    return ELEMENTARY_CHARGE**3 / (HBAR * joules)
+
+
+def shift_units(model: TightBinding) -> str:
+    return "A/V^2" if shift_si_factor(model) is not None else f"e^3/(hbar*{model.energy_unit}) (dimensionless energy unit)"
+
+
+def _per_layer(model: TightBinding, bulk: np.ndarray, t_perp: float) -> tuple[str | None, np.ndarray | None, str | None]:
+    """(key, value, unit) of the per-layer (2D) or per-chain (1D) quantity: bulk × t_⊥ in metres."""
+    if model.dim == 3:
+        return None, None, None
+    metres = length_in_m(model.length_unit)
+    key = "sigma_layer" if model.dim == 2 else "sigma_chain"
+    if metres is None:
+        return key, None, None
+    return key, bulk * t_perp * metres ** (3 - model.dim), ("A m/V^2" if model.dim == 2 else "A m^2/V^2")
+
+
+# ------------------------------------------------------------------------------------ main API
+@dataclass(frozen=True)
+class ShiftConductivity:
+    """σ^{abc}(ω), bulk, with the conventions needed to read it.
+
+    ``sigma`` is a backend array (ncomp, nomega): A/V² when the model's energy unit is physical.
+    """
+
+    sigma: object
+    components: tuple[Component, ...]
+    omega: np.ndarray
+    units: str
+    transverse_measure: float
+    transverse_unit: str
+    dim: int
+
+
+def _kfrac(model: TightBinding, kfrac) -> np.ndarray:
+    k = np.asarray(kfrac, dtype=float)
+    if k.ndim == 1 and model.dim == 1:
+        k = k[:, None]
+    if k.ndim != 2 or k.shape[1] != model.dim or k.shape[0] == 0:
+        raise ParameterError(f"kfrac must be fractional k-points of shape (nk, {model.dim}), got {k.shape}")
+    return k
+
+
+def _pair_response(
+    model: TightBinding,
+    params,
+    kfrac,
+    omega: np.ndarray,
+    *,
+    integrand: Callable,
+    order: int,
+    comps: Sequence[Component],
+    beta: float,
+    mu: float | None,
+    filling: float | None,
+    eta: float,
+    smearing: str,
+    chunk: int | None,
+):
+    """Σ_k Σ_nm f_nm I_nm δ(ε_m − ε_n − ω) / (N_k Ω_cell): the shared Fermi-sea / smearing machinery."""
+    be = _backend.current()
+    xp = be.xp
+    kfrac = _kfrac(model, kfrac)
+    nk, n = len(kfrac), model.nband
+    ncomp = len(comps)
+    check_memory(nk, n, per_k_arrays=max(1, ncomp))
+    carts = tuple(sorted({i for comp in comps for i in comp}))
+    delta_chunk = chunk
+    if chunk is None:
+        per_k = (MATRICES_PER_K[order] + 8 * ncomp) * n * n * 16
+        chunk = max(1, int(DEFAULT_CHUNK_BYTES // per_k))
+        chunk = min(chunk, chunk_size(n, order=order))
+    energies_parts, integrand_parts = [], []
+    for kc in k_chunks(kfrac, chunk):
+        energies, _, vb, wb = eigensystem(model, params, kc, order=order, components=carts)
+        energies_parts.append(energies)
+        integrand_parts.append(integrand(energies, vb, wb, comps))
+    energies = energies_parts[0] if len(energies_parts) == 1 else xp.concat(energies_parts, axis=0)
+    values = integrand_parts[0] if len(integrand_parts) == 1 else xp.concat(integrand_parts, axis=1)
+    mu_value = resolve_mu(energies, beta=beta, mu=mu, filling=filling)
+    occ = fermi(energies - mu_value, beta)
+    weights = xp.expand_dims(pair_difference(occ), axis=0) * values
+    total = transitions_sum(weights, energies, omega, eta=eta, smearing=smearing, chunk=delta_chunk)
+    return total / float(nk * model.lattice.cell_measure)
+
+
+def shift_conductivity(
+    model: TightBinding,
+    params,
+    kfrac,
+    omega,
+    /,
+    *,
+    components,
+    beta: float,
+    mu: float | None = None,
+    filling: float | None = None,
+    eta: float,
+    smearing: str = "gaussian",
+    transverse: float | None = None,
+    regulator: float = SHIFT_REGULATOR,
+    chunk: int | None = None,
+) -> ShiftConductivity:
+    """Shift conductivity σ^{abc}(ω), bulk, in A/V² (the physical, real part; PHYSICS.md §3).
+
+    .. math::
+
+        σ^{abc}(ω) = \\frac{π e^3}{2ħ^2} ∫\\frac{d^dk}{(2π)^d} Σ_{n,m} f_{nm}
+                     \\mathrm{Im}[r^b_{mn} r^c_{nm;a} + r^c_{mn} r^b_{nm;a}] δ(ω_{mn} − ω)
+
+    with the tight-binding sum rule for r^b_{nm;a} (module docstring) and J^a = 2σ^{abc}E^b(ω)E^c(−ω)
+    for E(t) = E(ω)e^{−iωt} + c.c.
+
+    Parameters
+    ----------
+    kfrac
+        Fractional k-mesh (nk, dim), NumPy; the integral is the mesh average times 1/Ω_cell.
+    omega
+        Photon energies ħω in the model's energy unit (scalar or 1D), NumPy.
+    components
+        ``"xyy"``, ``"xxx,xyy"``, ``"all"`` or a list of (a, b, c) triples (0 = x, 1 = y, 2 = z).
+        a (the current) must lie along the periodic directions.
+    beta, mu, filling
+        1/k_BT (1/energy unit); give ``mu`` (energy) or ``filling`` (fraction of bands occupied).
+    eta, smearing
+        Width (energy unit) and shape (``"gaussian"``, ``"lorentzian"``) of δ(ε_m − ε_n − ħω).
+    transverse
+        Layer thickness (2D) or cross-section area (1D) in length units, default
+        ``lattice.transverse_measure``; σ_bulk = σ_sheet / thickness (2D), σ_chain / area (1D).
+    regulator
+        δ of the regularised 1/ω_nm (energy units).
+    chunk
+        k-points per batch (default: from the memory budget, :mod:`hamdesign.spectrum`).
+
+    Returns
+    -------
+    ShiftConductivity
+        ``.sigma`` (ncomp, nomega) real backend array; differentiable w.r.t. ``params`` (also
+        through μ at fixed filling).
+    """
+    _check_settings(beta, eta, smearing)
+    comps = _resolve_components(model, components)
+    w = _omega_array(omega)
+    t_perp = transverse_measure(model, transverse)
+
+    def integrand(energies, vb, wb, cs):
+        return shift_integrand(energies, vb, wb, cs, regulator=regulator)
+
+    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "chunk": chunk}
+    total = _pair_response(model, params, kfrac, w, integrand=integrand, order=2, comps=comps, **settings)
+    factor = shift_si_factor(model) or 1.0
+    sigma = total * float(0.5 * np.pi * factor / t_perp)
+    return ShiftConductivity(
+        sigma=sigma,
+        components=tuple(comps),
+        omega=w,
+        units=shift_units(model),
+        transverse_measure=t_perp,
+        transverse_unit=transverse_unit(model),
+        dim=model.dim,
+    )
+
+
+def _energy_in_ev(model: TightBinding, values: np.ndarray) -> list[float] | None:
+    joules = energy_in_j(model.energy_unit)
+    return None if joules is None else (values * joules / ELEMENTARY_CHARGE).tolist()
+
+
+def shift_report(
+    model: TightBinding,
+    params,
+    nk,
+    omega,
+    /,
+    *,
+    components="all",
+    beta: float,
+    mu: float | None = None,
+    filling: float | None = None,
+    eta: float,
+    smearing: str = "gaussian",
+    transverse: float | None = None,
+) -> dict:
+    """Forward evaluation for people and files: σ^{abc}(ω) bulk and per layer/chain, with conventions."""
+    be = _backend.current()
+    kfrac = _kmesh(parse_nk(nk, model.dim), model.dim)
+    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse}
+    res = shift_conductivity(model, params, kfrac, omega, components=components, **settings)
+    bulk = np.asarray(be.to_numpy(res.sigma), dtype=float)
+    key, per, per_unit = _per_layer(model, bulk, res.transverse_measure)
+    if shift_si_factor(model) is None:  # σ is not in A/V², so neither is the per-layer value
+        per, per_unit = None, None
+    report = {
+        "observable": "shift",
+        "model": model.name,
+        "components": [component_name(c) for c in res.components],
+        "omega": res.omega.tolist(),
+        "omega_unit": model.energy_unit,
+        "omega_ev": _energy_in_ev(model, res.omega),
+        "sigma": bulk.tolist(),
+        "transverse_measure": None if model.dim == 3 else res.transverse_measure,
+        "transverse_measure_unit": None if model.dim == 3 else res.transverse_unit,
+        "transverse_measure_meaning": {3: None, 2: "layer thickness", 1: "cross-section area"}[model.dim],
+        "units": {"sigma": res.units, "omega": model.energy_unit, "beta": f"1/{model.energy_unit}", "eta": model.energy_unit},
+        "normalisation": (
+            "J^a = 2 sigma^{abc}(0;w,-w) E^b(w) E^c(-w), E(t) = E(w) exp(-iwt) + c.c.; "
+            "sigma = (pi e^3/2hbar^2) int d^dk/(2pi)^d sum f_nm Im[r^b_mn r^c_nm;a + r^c_mn r^b_nm;a] delta(w_mn - w) "
+            "(Ibanez-Azpiroz, Tsirkin, Souza PRB 97, 245143); bulk = per-layer / thickness (2D) or per-chain / area (1D)"
+        ),
+        "smearing": smearing,
+        "eta": float(eta),
+        "beta": float(beta),
+        "mu": mu,
+        "filling": filling,
+        "nk": list(parse_nk(nk, model.dim)),
+        "backend": be.name,
+    }
+    if key is not None:
+        report[key] = None if per is None else per.tolist()
+        report["units"][key] = per_unit
+    return report
+
+
+# ------------------------------------------------------------------------------------ shift vector
+def _cartesian_step(model: TightBinding, a: int, dk: float) -> np.ndarray:
+    """Fractional k-step δf with δf · B = dk ê_a (ê_a in the periodic plane)."""
+    check_current_direction(model, a)
+    return dk * model.lattice.vectors[: model.dim, a] / (2 * np.pi)
+
+
+def shift_vector(model: TightBinding, params, kfrac, /, *, component_a: int, component_b: int, dk: float):
+    """Shift vector R^{a,b}_mn(k) and |r^b_nm(k)|² by gauge-invariant central differences (NumPy, forward only).
+
+    With r^b_mn = |r^b_mn| e^{iφ^b_mn} and A^a_nn = i⟨u_n|∂_a u_n⟩ (tight-binding gauge),
+
+        R^{a,b}_mn = ∂_a φ^b_mn − (A^a_mm − A^a_nn)
+                   ≈ arg[ r^b_mn(k+) r^b_mn(k−)* ⟨u_n(k−)|u_n(k+)⟩* ⟨u_m(k−)|u_m(k+)⟩ ] / (2 dk),
+
+    k± = k ± dk ê_a (Cartesian; dk in inverse length units). The product is invariant under
+    u_n → e^{iα_n(k)} u_n, since ⟨u_n(k−)|u_n(k+)⟩ ≈ exp(−2i dk A^a_nn); the error is O(dk²).
+    Sign: Im[r^b_mn r^b_{nm;a}] = −|r^b_nm|² R^{a,b}_mn.
+
+    Returns ``(energies, R, r2)``, NumPy: energies (nk, n); R[k, m, n] = R^{a,b}_mn (length);
+    r2[k, n, m] = |r^b_nm|² (length²). Bands are matched by energy order, so they must not cross
+    within ±dk.
+    """
+    be = _backend.current()
+    kfrac = _kfrac(model, kfrac)
+    step = _cartesian_step(model, component_a, dk)
+
+    def at(k):
+        energies, states, vb, _ = eigensystem(model, params, k, order=1, components=(component_b,))
+        e, u, v = (np.asarray(be.to_numpy(x)) for x in (energies, states, vb[component_b]))
+        gaps = e[:, :, None] - e[:, None, :]
+        off = ~np.eye(e.shape[1], dtype=bool)
+        r = np.where(off, v / (1j * np.where(off, gaps, 1.0)), 0.0)  # r_nm = v_nm / (i ω_nm)
+        return e, u, r
+
+    e0, _, r0 = at(kfrac)
+    _, u_minus, r_minus = at(kfrac - step)
+    _, u_plus, r_plus = at(kfrac + step)
+    overlap = np.sum(np.conj(u_minus) * u_plus, axis=1)  # ⟨u_n(k−)|u_n(k+)⟩, (nk, n)
+    # array index [k, m, n]: r_mn = r[k, m, n]
+    link = r_plus * np.conj(r_minus) * np.conj(overlap)[:, None, :] * overlap[:, :, None]
+    R = np.angle(link) / (2 * dk)
+    return e0, R, np.abs(r0) ** 2
+
+
+def default_dk(model: TightBinding, sizes: Sequence[int]) -> float:
+    """A tenth of the smallest mesh spacing |b_i|/N_i: a step that shrinks with the k-grid."""
+    b = model.lattice.periodic_reciprocal
+    return 0.1 * min(float(np.linalg.norm(b[i])) / sizes[i] for i in range(model.dim))
+
+
+def shift_conductivity_shift_vector(
+    model: TightBinding,
+    params,
+    nk,
+    omega,
+    /,
+    *,
+    component_a: int,
+    component_b: int,
+    beta: float,
+    mu: float | None = None,
+    filling: float | None = None,
+    eta: float,
+    smearing: str = "gaussian",
+    transverse: float | None = None,
+    dk: float | None = None,
+) -> np.ndarray:
+    """σ^{abb}(ω) from the shift vector (independent check of :func:`shift_conductivity`; NumPy).
+
+        σ^{abb}(ω) = −(π e³/ħ²) ∫ d^dk/(2π)^d Σ_{n,m} f_nm R^{a,b}_mn |r^b_nm|² δ(ω_mn − ω)
+
+    on the Γ-centred mesh ``nk`` with R from :func:`shift_vector` (step ``dk``, default
+    :func:`default_dk`). Same units, smearing and transverse normalisation as
+    :func:`shift_conductivity`; returns (nomega,) NumPy. Non-degenerate bands only.
+    """
+    _check_settings(beta, eta, smearing)
+    sizes = parse_nk(nk, model.dim)
+    kfrac = _kmesh(sizes, model.dim)
+    w = _omega_array(omega)
+    step = default_dk(model, sizes) if dk is None else float(dk)
+    energies, R, r2 = shift_vector(model, params, kfrac, component_a=component_a, component_b=component_b, dk=step)
+    with _backend.use_backend("numpy"):
+        mu_value = float(np.asarray(resolve_mu(energies, beta=beta, mu=mu, filling=filling)))
+    occ = 0.5 * (1.0 - np.tanh(0.5 * beta * (energies - mu_value)))
+    f_nm = occ[:, :, None] - occ[:, None, :]
+    weight = -f_nm * np.swapaxes(R, -1, -2) * r2  # [k, n, m]: −f_nm R_mn |r_nm|²
+    omega_mn = energies[:, None, :] - energies[:, :, None]
+    x = omega_mn[..., None] - w
+    if smearing == "gaussian":
+        delta = np.exp(-(x / eta) ** 2) / (np.sqrt(np.pi) * eta)
+    else:
+        delta = (eta / np.pi) / (x**2 + eta**2)
+    total = np.einsum("knm,knmw->w", weight, delta)
+    factor = shift_si_factor(model) or 1.0
+    return np.pi * total / (len(kfrac) * model.lattice.cell_measure) * factor / transverse_measure(model, transverse)
+
+
+__all__ = [
+    "SHIFT_REGULATOR",
+    "ShiftConductivity",
+    "check_current_direction",
+    "component_name",
+    "parse_components",
+    "shift_conductivity",
+    "shift_conductivity_shift_vector",
+    "shift_integrand",
+    "shift_report",
+    "shift_si_factor",
+    "shift_vector",
+    "transitions_sum",
+]
