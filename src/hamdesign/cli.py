@@ -484,19 +484,31 @@ def design(
 
             def on_step(step, record, task=task, progress=progress):
                 chern = record.get("chern")
-                info = f"loss {record['loss']:+.4f}  kT {1 / record['beta']:.3g}  gap {record.get('gap', float('nan')):.3f}"
+                info = f"loss {record['loss']:+.4f}  kT {1 / record['beta']:.3g}"
+                if "gap" in record:
+                    info += f"  gap {record['gap']:.3f}"
                 if chern is not None:
                     info += "  C " + " ".join(f"{c:+.2f}" for c in chern)
+                if "j_total" in record:
+                    info += f"  J {record['j_total']:+.4g} A/m²"
                 progress.update(task, completed=step + 1, info=info)
 
             state = run.run(seed, out_dir=folder, resume=resume is not None, on_step=on_step)
         results.append(write_result(run, state, folder, seed=seed, label=label))
         if not as_json:
             ev = results[-1]["evaluation"]
-            console.print(
-                f"seed {seed}: σ_xy = {ev['sigma_xy']:+.6f} e²/h at β = {ev['beta']:g} (Chern {ev['chern_lattice']}), "
-                f"{ev['sigma_xy_at_final_training_beta']:+.4f} at the final training β = {ev['final_training_beta']:.4g}; → {folder}"
-            )
+            if "current_density" in ev:
+                console.print(
+                    f"seed {seed}: J = {ev['current_density']:+.4g} A/m² (shift {ev['shift_current_density']:+.3g}, injection "
+                    f"{ev['injection_current_density']:+.3g}; τ = {ev['tau_s']:g} s, {ev['transverse_meaning']} {ev['transverse_measure']:g} "
+                    f"{ev['transverse_unit']}, {ev['spectrum']}, polarised {ev['polarisation']}); original normalisation "
+                    f"{ev['current_density_original_normalisation']:+.4g} A/m²; → {folder}"
+                )
+            else:
+                console.print(
+                    f"seed {seed}: σ_xy = {ev['sigma_xy']:+.6f} e²/h at β = {ev['beta']:g} (Chern {ev['chern_lattice']}), "
+                    f"{ev['sigma_xy_at_final_training_beta']:+.4f} at the final training β = {ev['final_training_beta']:.4g}; → {folder}"
+                )
     if len(results) > 1:
         from .io import atomic_write_text
 
@@ -505,7 +517,11 @@ def design(
         if as_json:
             _print_json(summary)
         else:
-            console.print(f"best seed {summary['best_seed']}: σ_xy = {summary['best_sigma_xy']:+.6f} (Chern {summary['best_chern']}); mean {summary['sigma_xy_mean']:+.4f} ± {summary['sigma_xy_std']:.4f}")
+            console.print(
+                f"best seed {summary['best_seed']}: {summary['quantity']} = {summary['best_value']:+.6g}"
+                + (f" (Chern {summary['best_chern']})" if "best_chern" in summary else "")
+                + f"; mean {summary['mean']:+.4g} ± {summary['std']:.3g} over {len(summary['seeds'])} seeds"
+            )
     elif as_json:
         _print_json(results[0])
 

@@ -154,8 +154,101 @@ def spin_directions(model: TightBinding, params) -> np.ndarray:
     return np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], axis=-1)
 
 
+def haldane_general(t1: float = 1.0, M_A: float = 0.0, M_B: float = 0.0, t2: float = 0.1, phi: float = float(np.pi / 2)) -> TightBinding:
+    """Honeycomb with every NNN bond free: the 14-parameter search space of the Haldane design.
+
+    Same geometry and NN bonds as :func:`haldane`; on-site M_A, M_B; the six NNN bonds
+    t_AA(R) = t2_A{k} e^{i phi_A{k}} and t_BB(R) = t2_B{k} e^{i phi_B{k}} for R = HALDANE_NNN[k]
+    (k = 0, 1, 2), each with its own magnitude and phase. Defaults reproduce ``haldane(t1, t2, phi)``
+    with M = 0 (t_BB(R) = t2 e^{−iφ} on the same R).
+    """
+    lattice, pos = _honeycomb(1.0, 1.0)
+    hops: list[tuple] = [(0, 1, R, "t1") for R in HONEYCOMB_NN]
+    params: dict[str, float] = {"t1": t1, "M_A": M_A, "M_B": M_B}
+    info = {"t1": "nearest-neighbour hopping (energy unit)", "M_A": "on-site energy of A", "M_B": "on-site energy of B"}
+    for k, R in enumerate(HALDANE_NNN):
+        for sub, orb, sign in (("A", 0, 1.0), ("B", 1, -1.0)):
+            params[f"t2_{sub}{k}"], params[f"phi_{sub}{k}"] = t2, sign * phi
+            hops.append((orb, orb, R, f"t2_{sub}{k}*exp(i*phi_{sub}{k})"))
+            info[f"t2_{sub}{k}"] = f"magnitude of t_{sub}{sub}(R = {R[0]} a1 + {R[1]} a2)"
+            info[f"phi_{sub}{k}"] = f"phase of t_{sub}{sub}(R = {R[0]} a1 + {R[1]} a2) (rad)"
+    hops += [(0, 0, (0, 0), "M_A"), (1, 1, (0, 0), "M_B")]
+    return TightBinding.build(
+        lattice, pos, hops, params, orbital_names=("A", "B"), name="haldane_general", energy_unit="t1", length_unit="a", parameter_info=info
+    )
+
+
+#: Neighbour shells of the triangular lattice (unit NN distance): name, distance.
+TRIANGULAR_SHELLS = (("t1", 1.0), ("t2", _SQRT3), ("t3", 2.0))
+
+
+def triangular_bonds() -> list[tuple[int, int, tuple[int, int], str]]:
+    """First, second and third neighbour bonds of the 4-sublattice (2×2) triangular cell, each once.
+
+    Returns ``(i, j, R, shell)`` with d = R + τ_j − τ_i; 12 bonds per shell (3 per site), 36 in all,
+    ordered by shell, then i, then j, then R.
+    """
+    a = np.array([[2.0, 0.0], [1.0, _SQRT3]])
+    tau = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 0.5 * _SQRT3], [1.5, 0.5 * _SQRT3]])
+    bonds = []
+    for shell, dist in TRIANGULAR_SHELLS:
+        found = set()
+        for i in range(4):
+            for j in range(4):
+                for n1 in range(-2, 3):
+                    for n2 in range(-2, 3):
+                        d = n1 * a[0] + n2 * a[1] + tau[j] - tau[i]
+                        if abs(np.linalg.norm(d) - dist) > 1e-9:
+                            continue
+                        key, partner = (i, j, (n1, n2)), (j, i, (-n1, -n2))
+                        if partner not in found:
+                            found.add(key)
+        bonds += [(i, j, R, shell) for (i, j, R) in sorted(found)]
+    return bonds
+
+
+def triangular(t1: float = 1.0, t2: float = 0.5, t3: float = 0.5, phases=None) -> TightBinding:
+    """4-sublattice (2×2 supercell) triangular lattice with free bond phases (the triangular design).
+
+    a_1 = (2, 0), a_2 = (1, √3) in units of the NN distance; sublattices at (0,0), (1,0), (½,√3/2),
+    (3/2,√3/2). Every first-, second- and third-neighbour bond b (36, see :func:`triangular_bonds`)
+    carries t_shell e^{i p_b}: one magnitude per shell (t1, t2, t3) and one free phase p0…p35.
+    Energies in units of |t1|. Default phases 0 (a plain triangular lattice), or ``phases`` (36).
+    """
+    lattice = Lattice([[2.0, 0.0], [1.0, _SQRT3]], spacing=10.0)
+    tau = [[0.0, 0.0], [0.5, 0.0], [0.0, 0.5], [0.5, 0.5]]  # reduced: (1,0) = a1/2, (½,√3/2) = a2/2
+    bonds = triangular_bonds()
+    phase_values = np.zeros(len(bonds)) if phases is None else np.asarray(phases, dtype=float)
+    if phase_values.shape != (len(bonds),):
+        raise ValueError(f"phases must have {len(bonds)} entries")
+    params: dict[str, float] = {"t1": t1, "t2": t2, "t3": t3}
+    info = {"t1": "first-neighbour magnitude (energy unit)", "t2": "second-neighbour magnitude", "t3": "third-neighbour magnitude"}
+    hops = []
+    for b, (i, j, R, shell) in enumerate(bonds):
+        params[f"p{b}"] = float(phase_values[b])
+        info[f"p{b}"] = f"phase of the {shell} bond {i}->{j}, R = {list(R)} (rad)"
+        hops.append((i, j, R, f"{shell}*exp(i*p{b})"))
+    return TightBinding.build(
+        lattice,
+        tau,
+        hops,
+        params,
+        orbital_names=("s0", "s1", "s2", "s3"),
+        name="triangular",
+        energy_unit="t1",
+        length_unit="a",
+        parameter_info=info,
+    )
+
+
 #: name → factory; every factory works with no arguments.
-MODELS: dict[str, Callable[..., TightBinding]] = {"haldane": haldane, "hbn": hbn, "kondo_chain": kondo_chain}
+MODELS: dict[str, Callable[..., TightBinding]] = {
+    "haldane": haldane,
+    "haldane_general": haldane_general,
+    "hbn": hbn,
+    "triangular": triangular,
+    "kondo_chain": kondo_chain,
+}
 
 
 def get_model(name: str, **kwargs) -> TightBinding:

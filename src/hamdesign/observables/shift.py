@@ -336,7 +336,7 @@ def _pair_response(
         chunk = min(chunk, chunk_size(n, order=order))
     energies_parts, integrand_parts = [], []
     for kc in k_chunks(kfrac, chunk):
-        energies, _, vb, wb = eigensystem(model, params, kc, order=order, components=carts)
+        energies, _, vb, wb = eigensystem(model, params, kc, order=order, components=carts, velocity_gauge=comps[0][0])
         energies_parts.append(energies)
         integrand_parts.append(integrand(energies, vb, wb, comps))
     energies = energies_parts[0] if len(energies_parts) == 1 else xp.concat(energies_parts, axis=0)
