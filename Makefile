@@ -16,10 +16,13 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The main job: rediscover the Haldane model by inverse design, then re-evaluate the designed model
+# on every backend (same numbers everywhere). Results and figures land in results/demo-haldane/.
 demo: $(STAMP)
 	$(BIN)/hamdesign backends
+	$(BIN)/hamdesign --backend jax design haldane --out results/demo-haldane
 	for backend in jax torch autograd numpy; do \
-	  $(BIN)/hamdesign --backend $$backend evaluate haldane --observable hall --nk 100 --beta 200 || exit 1; \
+	  $(BIN)/hamdesign --backend $$backend evaluate results/demo-haldane/model.toml --observable hall --nk 100 --beta 200 --mu 0 || exit 1; \
 	done
 
 test: $(STAMP)

@@ -57,6 +57,10 @@ def asarray(x, dtype=None):
 
 
 def to_numpy(x):
+    if not isinstance(x, _torch.Tensor):
+        import numpy
+
+        return numpy.asarray(x)
     return x.detach().cpu().numpy()
 
 

@@ -48,6 +48,15 @@ def test_environment_variable_picks_backend(name):
     assert json.loads(result.stdout)["backend"] == name
 
 
+@pytest.mark.parametrize("name", ["jax", "torch", "autograd", "numpy"])
+def test_fixed_mu_on_every_backend(name):
+    pytest.importorskip(name)
+    result = runner.invoke(app, ["--backend", name, "evaluate", "haldane", "--nk", "30", "--beta", "100", "--mu", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["mu"] == 0.0 and data["sigma_xy"] == pytest.approx(-1.0, abs=1e-3)
+
+
 def test_evaluate_reference_tb_dat_gives_six():
     path = REFERENCE / "triangular_optimum_tb.dat"
     result = runner.invoke(app, ["--backend", "numpy", "evaluate", str(path), "--nk", "48", "--beta", "200", "--filling", "0.5", "--json"])
