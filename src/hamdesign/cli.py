@@ -84,9 +84,10 @@ def _global_options(
 
 
 def _console():
+    """Results always print; --quiet only silences progress bars and notes."""
     from rich.console import Console
 
-    return Console(quiet=STATE.quiet)
+    return Console()
 
 
 def _print_json(data: dict) -> None:
@@ -524,6 +525,45 @@ def design(
             )
     elif as_json:
         _print_json(results[0])
+
+
+@app.command()
+@user_errors
+def bench(
+    backends_: Annotated[Optional[str], typer.Option("--backends", help="Comma list of backends (default: all installed).")] = None,
+    repeat: Annotated[int, typer.Option("--repeat", help="Timed repetitions per case (median reported).")] = 5,
+    case: Annotated[Optional[str], typer.Option("--case", help="Only cases whose name contains this text.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """A quick speed table across backends: Hall, shift current, photocurrent, one design step per preset."""
+    from .backend import available_backends
+    from .bench import CASES, run_benchmarks
+    from .errors import ParameterError
+
+    names = [b.strip() for b in backends_.split(",")] if backends_ else available_backends()
+    if repeat < 1:
+        raise ParameterError("--repeat must be at least 1")
+    cases = [c for c in CASES if case is None or case in c.name]
+    if not cases:
+        raise ParameterError(f"--case {case!r} matches none of: {', '.join(c.name for c in CASES)}")
+    console = _console()
+    rows = run_benchmarks(names, repeat=repeat, cases=cases, progress=None if (as_json or STATE.quiet) else lambda r: console.print(f"  {r['case']} [{r['backend']}]: {1e3 * r['median_s']:.1f} ms", highlight=False))
+    if as_json:
+        _print_json({"rows": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title="hamdesign bench: steady-state median per call (warm-up / compile time in brackets)", caption="; ".join(f"{c.name}: {c.description}" for c in cases))
+    table.add_column("case")
+    for name in names:
+        table.add_column(name, justify="right")
+    for c in cases:
+        cells = []
+        for name in names:
+            row = next(r for r in rows if r["case"] == c.name and r["backend"] == name)
+            cells.append("-" if row["median_s"] is None else f"{1e3 * row['median_s']:.1f} ms ({row['warmup_s']:.2f} s)")
+        table.add_row(c.name, *cells)
+    console.print(table)
 
 
 def main() -> None:
