@@ -157,3 +157,52 @@ def test_help_imports_no_framework():
     assert out.returncode == 0, out.stderr
     help_out = run_cli("--help")
     assert help_out.returncode == 0 and "evaluate" in help_out.stdout
+
+
+def test_bench_command_runs_one_case():
+    result = runner.invoke(app, ["bench", "--backends", "numpy,autograd", "--case", "hall_vg_haldane", "--repeat", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    by_backend = {r["backend"]: r for r in rows}
+    assert by_backend["numpy"]["median_s"] is None  # numpy cannot differentiate
+    assert by_backend["autograd"]["median_s"] > 0 and by_backend["autograd"]["warmup_s"] > 0
+    bad = runner.invoke(app, ["bench", "--case", "nothing-like-this"])
+    assert bad.exit_code == 2
+
+
+def test_plot_and_export_a_design_result(tmp_path):
+    import tomli_w
+
+    from hamdesign.design import PRESETS
+
+    cfg = {**PRESETS["haldane"], "steps": 3, "kmesh": [12, 12], "evaluation": {"beta": 200.0, "nk": 12}}
+    config = tmp_path / "tiny.toml"
+    config.write_text(tomli_w.dumps(cfg))
+    folder = tmp_path / "res"
+    assert run_cli("--backend", "autograd", "-q", "design", str(config), "--out", str(folder)).returncode == 0
+    plotted = run_cli("plot", str(folder))
+    assert plotted.returncode == 0, plotted.stderr
+    pngs = [Path(p) for p in plotted.stdout.split()]
+    assert {p.name for p in pngs} == {"bands.png", "berry_curvature.png", "history.png"}
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    from hamdesign.io import load_model, read_model_file
+    from hamdesign.lattice import kmesh
+    from hamdesign.model import hamiltonian
+
+    original = read_model_file(folder / "model.toml")
+    k = kmesh(5, 2)
+    with __import__("hamdesign").use_backend("numpy"):
+        for fmt in ("tb", "hr", "toml"):
+            out = run_cli("export", str(folder), "--format", fmt)
+            assert out.returncode == 0, out.stderr
+            first = Path(out.stdout.split()[0])
+            back = load_model(str(first))
+            import numpy as np
+
+            np.testing.assert_allclose(hamiltonian(back, None, k), hamiltonian(original, None, k), atol=1e-12)
+
+
+def test_plot_rejects_a_folder_without_results(tmp_path):
+    out = run_cli("plot", str(tmp_path))
+    assert out.returncode == 2 and "no result.json" in out.stderr

@@ -527,6 +527,92 @@ def design(
         _print_json(results[0])
 
 
+def _load_result(folder: Path):
+    from .errors import ParameterError
+    from .io import load_model
+
+    result_file = folder / "result.json"
+    if not result_file.exists():
+        raise ParameterError(f"{folder}: no result.json (not a design result folder)")
+    try:
+        result = json.loads(result_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ParameterError(f"{result_file}: not valid JSON ({err})") from err
+    model = load_model(str(folder / "model.toml"))
+    return result, model
+
+
+@app.command()
+@user_errors
+def plot(
+    result_dir: Annotated[Path, typer.Argument(help="A design result folder (with result.json and model.toml).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the PNGs (default: RESULT_DIR/figures).")] = None,
+) -> None:
+    """PNG figures of a design: bands coloured by Berry curvature, Berry-curvature map, history,
+    photocurrent spectrum with the solar spectrum, spin texture."""
+    import numpy as np
+
+    from . import plotting
+
+    result, model = _load_result(result_dir)
+    target = out or result_dir / "figures"
+    target.mkdir(parents=True, exist_ok=True)
+    params = model.default_params
+    ev = result.get("evaluation", {})
+    obj = result.get("objective", {})
+    label = f"{result.get('design', model.name)} (seed {result.get('seed')})"
+    written = []
+    mu = ev.get("mu") if isinstance(ev.get("mu"), (int, float)) else None
+    written.append(plotting.plot_bands(model, params, target / "bands.png", title=f"{label}: bands" + (f", σ_xy = {ev['sigma_xy']:+.4f} e²/h" if "sigma_xy" in ev else ""), mu=mu))
+    if model.dim == 2:
+        written.append(
+            plotting.plot_berry_map(model, params, target / "berry_curvature.png", title=f"{label}: occupied Berry curvature at β = {ev.get('beta', 200.0):g}", beta=ev.get("beta", 200.0), mu=obj.get("mu"), filling=obj.get("filling"))
+        )
+    history = result_dir / "history.npz"
+    if history.exists():
+        with np.load(history) as data:
+            written.append(plotting.plot_history({k: data[k] for k in data.files}, target / "history.png", title=f"{label}: design history"))
+    if "current_density" in ev:
+        written.append(
+            plotting.plot_photocurrent_spectrum(
+                model, params, target / "photocurrent_spectrum.png", title=f"{label}: shift + injection (τ = {ev['tau_s']:g} s, {ev['transverse_meaning']} {ev['transverse_measure']:g} {ev['transverse_unit']})",
+                beta=ev["beta"], filling=obj.get("filling"), mu=obj.get("mu"), tau=ev["tau_s"], spectrum=ev["spectrum"], direction=obj.get("direction", "x"),
+            )
+        )
+    if "spins" in ev:
+        written.append(plotting.plot_spin_texture(np.array(ev["spins"]), target / "spin_texture.png", title=f"{label}: chirality {ev['scalar_chirality']:+.2f}, |m| = {ev['net_moment']:.2f}"))
+    for path in written:
+        typer.echo(str(path))
+
+
+class ExportFormat(str, Enum):
+    tb = "tb"
+    hr = "hr"
+    toml = "toml"
+
+
+@app.command()
+@user_errors
+def export(
+    result_dir: Annotated[Path, typer.Argument(help="A design result folder (or any folder with model.toml).")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="tb: wannier90 seedname_tb.dat; hr: seedname_hr.dat + .win + _centres.xyz; toml: hamdesign model file.")] = ExportFormat.tb,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output file (tb, toml) or prefix (hr); default RESULT_DIR/export/<model>.")] = None,
+) -> None:
+    """Write the designed model for WannierBerri, PythTB, WannierTools or hamdesign itself."""
+    from .io import load_model, write_hr_dat, write_model_file, write_tb_dat
+
+    model = load_model(str(result_dir / "model.toml"))
+    base = out or result_dir / "export" / model.name
+    if fmt is ExportFormat.tb:
+        paths = [write_tb_dat(model, base if out else base.with_name(base.name + "_tb.dat"))]
+    elif fmt is ExportFormat.hr:
+        paths = write_hr_dat(model, base)
+    else:
+        paths = [write_model_file(model, base if out else base.with_suffix(".toml"))]
+    for path in paths:
+        typer.echo(str(path))
+
+
 @app.command()
 @user_errors
 def bench(
