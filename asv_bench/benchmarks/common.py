@@ -19,6 +19,7 @@ def require(backend: str):
 
 
 def block(be, value):
-    """Wait for asynchronous backends (jax) and return a NumPy copy."""
-    first = value[0] if isinstance(value, tuple) else value
-    return be.to_numpy(first)
+    """Wait for asynchronous backends (jax): convert the first array of a nested result to NumPy."""
+    while isinstance(value, (tuple, list, dict)):
+        value = next(iter(value.values())) if isinstance(value, dict) else value[0]
+    return be.to_numpy(value)

@@ -37,11 +37,11 @@ from ..errors import ParameterError
 from ..model import TightBinding
 from ..solar import Spectrum, field_factor_per_irradiance, get_spectrum
 from ..spectrum import chunk_size, eigensystem, fermi, k_chunks
-from ..units import HBAR, energy_in_j
-from .hall import resolve_mu
+from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j
 from .injection import DEFAULT_TAU_S, INJECTION_SI_FACTOR, injection_integrand, injection_rate
 from .shift import (
     AXES,
+    chemical_potential_on_mesh,
     SHIFT_REGULATOR,
     _kfrac,
     check_current_direction,
@@ -161,29 +161,30 @@ def photocurrent(
     carts = tuple(sorted({i for comp, _ in comps for i in comp}))
     triples = [c for c, _ in comps]
     size = chunk or max(1, chunk_size(model.norb, order=2) // 2)
-    energies_parts, shift_parts, inj_parts = [], [], []
-    for kc in k_chunks(kfrac, size):
-        energies, _, vb, wb = eigensystem(model, params, kc, order=2, components=carts, velocity_gauge=a)
-        energies_parts.append(energies)
-        shift_parts.append(shift_integrand(energies, vb, wb, triples, regulator=regulator))
-        inj_parts.append(injection_integrand(energies, vb, triples, part="real", regulator=regulator))
-    cat = (lambda parts, axis: parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis))
-    energies = cat(energies_parts, 0)
-    shift_vals, inj_vals = cat(shift_parts, 1), cat(inj_parts, 1)
-    mu_value = resolve_mu(energies, beta=beta, mu=mu, filling=filling)
-    f_nm = pair_difference(fermi(energies - mu_value, beta))
-    e_mn_ev = -pair_difference(energies) * (joules / 1.602176634e-19)  # ε_m − ε_n in eV at [k, n, m]
-    table = smoothed_spectrum(spec, eta_ev=eta * joules / 1.602176634e-19, smearing=smearing)
-    sun = interpolate(e_mn_ev, spec.energy_ev, table)  # I(ω_mn), W m⁻² s
-    weight = f_nm * sun
+    mu_value = chemical_potential_on_mesh(model, params, kfrac, beta=beta, mu=mu, filling=filling)
+    table = smoothed_spectrum(spec, eta_ev=eta * joules / ELEMENTARY_CHARGE, smearing=smearing)
     comp_weights = be.asarray(np.array([w for _, w in comps]))
-    shift_sum = xp.sum(comp_weights * xp.sum(xp.reshape(shift_vals * weight, (len(comps), -1)), axis=1))
-    inj_sum = xp.sum(comp_weights * xp.sum(xp.reshape(inj_vals * weight, (len(comps), -1)), axis=1))
+    shift_sum = inj_sum = None
+    for kc in k_chunks(kfrac, size):  # only one chunk's matrices are alive at a time
+        energies, _, vb, wb = eigensystem(model, params, kc, order=2, components=carts, velocity_gauge=a)
+        f_nm = pair_difference(fermi(energies - mu_value, beta))
+        e_mn_ev = -pair_difference(energies) * (joules / ELEMENTARY_CHARGE)  # ε_m − ε_n in eV at [k, n, m]
+        weight = f_nm * interpolate(e_mn_ev, spec.energy_ev, table)  # f_nm I(ω_mn), W m⁻² s
+        s_part = _weighted_sum(shift_integrand(energies, vb, wb, triples, regulator=regulator), weight, comp_weights, xp)
+        i_part = _weighted_sum(injection_integrand(energies, vb, triples, part="real", regulator=regulator), weight, comp_weights, xp)
+        shift_sum = s_part if shift_sum is None else shift_sum + s_part
+        inj_sum = i_part if inj_sum is None else inj_sum + i_part
     t_perp = transverse_measure(model, transverse)
     common = (joules / HBAR) * field_factor_per_irradiance() / float(nk * model.lattice.cell_measure * t_perp)
     j_shift = shift_sum * float(0.5 * np.pi * shift_si_factor(model) * common)
     j_inj = inj_sum * float(-np.pi * INJECTION_SI_FACTOR * common * tau)
-    return {"shift": j_shift, "injection": j_inj, "total": j_shift + j_inj, "mu": mu_value}
+    return {"shift": j_shift, "injection": j_inj, "total": j_shift + j_inj, "mu": mu_value + 0.0 * j_shift}
+
+
+def _weighted_sum(values, weight, comp_weights, xp):
+    """Σ_c w_c Σ_{k,n,m} values[c,k,n,m] weight[k,n,m]."""
+    per_comp = xp.sum(xp.reshape(values * weight, (values.shape[0], -1)), axis=1)
+    return xp.sum(comp_weights * per_comp)
 
 
 def photocurrent_on_grid(
@@ -216,7 +217,7 @@ def photocurrent_on_grid(
     settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse}
     sigma = weights @ be.to_numpy(shift_conductivity(model, params, kfrac, omega, components=triples, **settings).sigma)
     rate = weights @ be.to_numpy(injection_rate(model, params, kfrac, omega, components=triples, **settings).eta)
-    sun = np.interp(omega * joules / 1.602176634e-19, spec.energy_ev, spec.irradiance, left=0.0, right=0.0)
+    sun = np.interp(omega * joules / ELEMENTARY_CHARGE, spec.energy_ev, spec.irradiance, left=0.0, right=0.0)
     d_omega = joules / HBAR  # rad/s per energy unit
     factor = field_factor_per_irradiance() * d_omega
     j_shift = float(np.trapezoid(sigma * sun, omega) * factor)

@@ -67,7 +67,7 @@ from ..errors import ParameterError
 from ..lattice import kmesh as _kmesh
 from ..lattice import parse_nk
 from ..model import TightBinding
-from ..spectrum import DEFAULT_CHUNK_BYTES, MATRICES_PER_K, check_memory, chunk_size, eigensystem, fermi, k_chunks
+from ..spectrum import DEFAULT_CHUNK_BYTES, MATRICES_PER_K, bands, check_memory, chunk_size, eigensystem, fermi, k_chunks
 from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j, length_in_m
 from .hall import resolve_mu
 
@@ -327,25 +327,29 @@ def _pair_response(
     kfrac = _kfrac(model, kfrac)
     nk, n = len(kfrac), model.nband
     ncomp = len(comps)
-    check_memory(nk, n, per_k_arrays=max(1, ncomp))
+    check_memory(nk, n, per_k_arrays=1)
     carts = tuple(sorted({i for comp in comps for i in comp}))
     delta_chunk = chunk
     if chunk is None:
         per_k = (MATRICES_PER_K[order] + 8 * ncomp) * n * n * 16
         chunk = max(1, int(DEFAULT_CHUNK_BYTES // per_k))
         chunk = min(chunk, chunk_size(n, order=order))
-    energies_parts, integrand_parts = [], []
-    for kc in k_chunks(kfrac, chunk):
+    mu_value = chemical_potential_on_mesh(model, params, kfrac, beta=beta, mu=mu, filling=filling)
+    total = None
+    for kc in k_chunks(kfrac, chunk):  # only one chunk's matrices are alive at a time
         energies, _, vb, wb = eigensystem(model, params, kc, order=order, components=carts, velocity_gauge=comps[0][0])
-        energies_parts.append(energies)
-        integrand_parts.append(integrand(energies, vb, wb, comps))
-    energies = energies_parts[0] if len(energies_parts) == 1 else xp.concat(energies_parts, axis=0)
-    values = integrand_parts[0] if len(integrand_parts) == 1 else xp.concat(integrand_parts, axis=1)
-    mu_value = resolve_mu(energies, beta=beta, mu=mu, filling=filling)
-    occ = fermi(energies - mu_value, beta)
-    weights = xp.expand_dims(pair_difference(occ), axis=0) * values
-    total = transitions_sum(weights, energies, omega, eta=eta, smearing=smearing, chunk=delta_chunk)
+        occ = fermi(energies - mu_value, beta)
+        weights = xp.expand_dims(pair_difference(occ), axis=0) * integrand(energies, vb, wb, comps)
+        part = transitions_sum(weights, energies, omega, eta=eta, smearing=smearing, chunk=delta_chunk)
+        total = part if total is None else total + part
     return total / float(nk * model.lattice.cell_measure)
+
+
+def chemical_potential_on_mesh(model: TightBinding, params, kfrac, /, *, beta, mu: float | None, filling: float | None):
+    """μ as given, or at ``filling`` from the band energies of the whole mesh (a chunked, energies-only pass)."""
+    if filling is None:
+        return resolve_mu(None, beta=beta, mu=mu, filling=None)
+    return resolve_mu(bands(model, params, kfrac), beta=beta, mu=mu, filling=filling)
 
 
 def shift_conductivity(
