@@ -8,7 +8,29 @@ from __future__ import annotations
 
 import os
 
-import jax as _jax
+# XLA's CPU runtime (jaxlib 0.10) can lose a wake-up when its concurrency-optimised scheduler runs
+# independent thunks in parallel: a jitted step then waits forever at 0 % CPU (seen on 2-core
+# machines in the photovoltaic design, about one step in a hundred). The plain scheduler never did
+# in our runs and costs nothing measurable here. It must be set before XLA reads its flags, and
+# only for jaxlib releases known to have the flag: XLA aborts on an unknown one.
+_SAFE_XLA_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+_FLAG_KNOWN_IN = ((0, 10), (0, 11))
+
+
+def _jaxlib_release() -> tuple[int, int]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = version("jaxlib").split(".")[:2]
+        return int(major), int(minor)
+    except (PackageNotFoundError, ValueError):
+        return (0, 0)
+
+
+if _jaxlib_release() in _FLAG_KNOWN_IN and "xla_cpu_enable_concurrency_optimized_scheduler" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _SAFE_XLA_FLAG).strip()
+
+import jax as _jax  # noqa: E402
 
 _jax.config.update("jax_enable_x64", True)
 

@@ -38,6 +38,22 @@ def chunk_size(norb: int, *, order: int = 1, chunk_bytes: int | None = None) -> 
     return max(1, int((chunk_bytes or DEFAULT_CHUNK_BYTES) // per_k))
 
 
+def sequenced(params, previous):
+    """``params`` made to depend on ``previous`` without changing its value or its gradient.
+
+    Under ``jax.jit`` independent ``eigh`` calls (one per k-chunk, or the μ pass beside the main
+    pass) may run at the same time; jaxlib's CPU LAPACK kernel then splits each batch over the same
+    small thread pool and, with two such kernels waiting on each other's workers, a 2-core machine
+    deadlocks (seen in jaxlib 0.10.2: every thread asleep inside ``ParallelBatchMap``). Adding
+    0 × (a number from the previous result) orders the calls; XLA does not fold x·0 for floats.
+    """
+    be = _backend.current()
+    if params is None or previous is None or be.name != "jax":  # eager backends run calls in order anyway
+        return params
+    anchor = be.stop_gradient(be.xp.real(be.xp.reshape(be.xp.asarray(previous), (-1,))[0]))
+    return params + 0.0 * anchor
+
+
 def k_chunks(kfrac: np.ndarray, size: int) -> Iterator[np.ndarray]:
     for start in range(0, len(kfrac), size):
         yield kfrac[start : start + size]
@@ -56,6 +72,15 @@ def check_memory(nk: int, nband: int, *, per_k_arrays: int = 4) -> None:
 
 #: Bands closer than this (energy units) count as degenerate when fixing the gauge inside a subspace.
 DEGENERACY_TOLERANCE = 1e-6
+
+
+def checked_kmesh(model: TightBinding, nk) -> np.ndarray:
+    """The Γ-centred mesh for ``nk``, refused up front (MemoryBudgetError) if the per-k results would not fit."""
+    from .lattice import kmesh, parse_nk
+
+    sizes = parse_nk(nk, model.dim)
+    check_memory(int(np.prod(sizes, dtype=float)), model.nband, per_k_arrays=2)
+    return kmesh(sizes, model.dim)
 
 
 def eigensystem(
@@ -122,14 +147,21 @@ def bands(model: TightBinding, params, kfrac, /, *, chunk: int | None = None):
     """Band energies ε_n(k), shape (nk, nband), ascending, in the model's energy unit."""
     be = _backend.current()
     size = chunk or chunk_size(model.norb, order=0)
-    parts = [be.eigh(hamiltonian_derivatives(model, params, kc, order=0)[0])[0] for kc in k_chunks(np.asarray(kfrac), size)]
+    parts = []
+    for kc in k_chunks(np.asarray(kfrac), size):
+        parts.append(be.eigh(hamiltonian_derivatives(model, sequenced(params, parts[-1] if parts else None), kc, order=0)[0])[0])
     return parts[0] if len(parts) == 1 else be.xp.concat(parts, axis=0)
 
 
 def fermi(x, beta, /):
-    """Fermi–Dirac occupation f(x) = 1 / (1 + e^{βx}) = ½(1 − tanh(βx/2)), overflow-free."""
+    """Fermi–Dirac occupation f(x) = 1 / (1 + e^{βx}) = ½(1 − tanh(βx/2)), overflow-free.
+
+    βx/2 is clipped to ±40, where tanh is ±1 to double precision and its derivative sech² < 1e-34:
+    the value is unchanged and the gradient's lost part is below round-off, but a derivative rule
+    written as 1/cosh² (autograd's) no longer overflows at β → ∞.
+    """
     xp = _backend.current().xp
-    return 0.5 * (1.0 - xp.tanh(0.5 * beta * x))
+    return 0.5 * (1.0 - xp.tanh(xp.clip(0.5 * beta * x, -40.0, 40.0)))
 
 
 def require_positive_beta(beta) -> None:

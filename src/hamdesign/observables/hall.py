@@ -27,7 +27,7 @@ from ..errors import ModelError, ParameterError
 from ..lattice import kmesh as _kmesh
 from ..lattice import parse_nk
 from ..model import TightBinding, hamiltonian_derivatives
-from ..spectrum import check_memory, chemical_potential, chunk_size, eigensystem, fermi, k_chunks, require_positive_beta
+from ..spectrum import check_memory, checked_kmesh, sequenced, chemical_potential, chunk_size, eigensystem, fermi, k_chunks, require_positive_beta
 from ..units import sheet_to_bulk_s_per_cm
 
 #: Default δ of the regularised inverse gap g(Δ) = Δ²/(Δ⁴ + δ⁴), model energy units.
@@ -66,7 +66,9 @@ def curvature_on_mesh(model: TightBinding, params, kfrac, /, *, regulator: float
     kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
     check_memory(len(kfrac), model.nband, per_k_arrays=1)
     size = chunk or chunk_size(model.norb, order=1)
-    parts = [berry_curvature(model, params, kc, regulator=regulator) for kc in k_chunks(kfrac, size)]
+    parts = []
+    for kc in k_chunks(kfrac, size):
+        parts.append(berry_curvature(model, sequenced(params, parts[-1][0] if parts else None), kc, regulator=regulator))
     if len(parts) == 1:
         return parts[0]
     return xp.concat([p[0] for p in parts], axis=0), xp.concat([p[1] for p in parts], axis=0)
@@ -176,7 +178,7 @@ def hall_report(
     """Forward evaluation for people and files: σ_xy per layer and in bulk, Chern numbers, μ, gaps."""
     be = _backend.current()
     sizes = parse_nk(nk, model.dim)
-    kfrac = _kmesh(sizes, model.dim)
+    kfrac = checked_kmesh(model, sizes)
     energies, omega = curvature_on_mesh(model, params, kfrac)
     mu_value = resolve_mu(energies, beta=beta, mu=mu, filling=filling)
     occ = fermi(energies - mu_value, beta)

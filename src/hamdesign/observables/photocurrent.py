@@ -36,7 +36,7 @@ from .. import backend as _backend
 from ..errors import ParameterError
 from ..model import TightBinding
 from ..solar import Spectrum, field_factor_per_irradiance, get_spectrum
-from ..spectrum import chunk_size, eigensystem, fermi, k_chunks
+from ..spectrum import checked_kmesh, chunk_size, eigensystem, fermi, k_chunks, sequenced
 from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j
 from .injection import DEFAULT_TAU_S, INJECTION_SI_FACTOR, injection_integrand, injection_rate
 from .shift import (
@@ -165,8 +165,10 @@ def photocurrent(
     table = smoothed_spectrum(spec, eta_ev=eta * joules / ELEMENTARY_CHARGE, smearing=smearing)
     comp_weights = be.asarray(np.array([w for _, w in comps]))
     shift_sum = inj_sum = None
+    previous = mu_value if filling is not None else None
     for kc in k_chunks(kfrac, size):  # only one chunk's matrices are alive at a time
-        energies, _, vb, wb = eigensystem(model, params, kc, order=2, components=carts, velocity_gauge=a)
+        energies, _, vb, wb = eigensystem(model, sequenced(params, previous), kc, order=2, components=carts, velocity_gauge=a)
+        previous = energies
         f_nm = pair_difference(fermi(energies - mu_value, beta))
         e_mn_ev = -pair_difference(energies) * (joules / ELEMENTARY_CHARGE)  # ε_m − ε_n in eV at [k, n, m]
         weight = f_nm * interpolate(e_mn_ev, spec.energy_ev, table)  # f_nm I(ω_mn), W m⁻² s
@@ -242,7 +244,7 @@ def photocurrent_report(
     transverse: float | None = None,
 ) -> dict:
     """Forward evaluation with every convention stated, for the CLI and result files."""
-    from ..lattice import kmesh, parse_nk
+    from ..lattice import parse_nk
 
     if parts not in PARTS:
         raise ParameterError(f"parts must be one of {', '.join(PARTS)}, got {parts!r}")
@@ -250,7 +252,7 @@ def photocurrent_report(
     sizes = parse_nk(nk, model.dim)
     spec = get_spectrum(spectrum)
     out = photocurrent(
-        model, params, kmesh(sizes, model.dim), spectrum=spec, direction=direction, polarisation=polarisation, tau=tau, beta=beta, mu=mu, filling=filling, transverse=transverse
+        model, params, checked_kmesh(model, sizes), spectrum=spec, direction=direction, polarisation=polarisation, tau=tau, beta=beta, mu=mu, filling=filling, transverse=transverse
     )
     j_shift, j_inj = float(be.to_numpy(out["shift"])), float(be.to_numpy(out["injection"]))
     selected = {"both": j_shift + j_inj, "shift": j_shift, "injection": j_inj}[parts]

@@ -67,7 +67,7 @@ from ..errors import ParameterError
 from ..lattice import kmesh as _kmesh
 from ..lattice import parse_nk
 from ..model import TightBinding
-from ..spectrum import DEFAULT_CHUNK_BYTES, MATRICES_PER_K, bands, check_memory, chunk_size, eigensystem, fermi, k_chunks
+from ..spectrum import DEFAULT_CHUNK_BYTES, MATRICES_PER_K, bands, check_memory, checked_kmesh, sequenced, chunk_size, eigensystem, fermi, k_chunks
 from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j, length_in_m
 from .hall import resolve_mu
 
@@ -336,8 +336,10 @@ def _pair_response(
         chunk = min(chunk, chunk_size(n, order=order))
     mu_value = chemical_potential_on_mesh(model, params, kfrac, beta=beta, mu=mu, filling=filling)
     total = None
+    previous = mu_value if filling is not None else None
     for kc in k_chunks(kfrac, chunk):  # only one chunk's matrices are alive at a time
-        energies, _, vb, wb = eigensystem(model, params, kc, order=order, components=carts, velocity_gauge=comps[0][0])
+        energies, _, vb, wb = eigensystem(model, sequenced(params, previous), kc, order=order, components=carts, velocity_gauge=comps[0][0])
+        previous = energies
         occ = fermi(energies - mu_value, beta)
         weights = xp.expand_dims(pair_difference(occ), axis=0) * integrand(energies, vb, wb, comps)
         part = transitions_sum(weights, energies, omega, eta=eta, smearing=smearing, chunk=delta_chunk)
@@ -451,7 +453,7 @@ def shift_report(
 ) -> dict:
     """Forward evaluation for people and files: σ^{abc}(ω) bulk and per layer/chain, with conventions."""
     be = _backend.current()
-    kfrac = _kmesh(parse_nk(nk, model.dim), model.dim)
+    kfrac = checked_kmesh(model, nk)
     settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse}
     res = shift_conductivity(model, params, kfrac, omega, components=components, **settings)
     bulk = np.asarray(be.to_numpy(res.sigma), dtype=float)
