@@ -99,7 +99,7 @@ def test_parameters_by_name():
         ([(0, 1, (0, 1), 1.0)], "components"),
         ([(0, 1, (0,), "t9")], "undefined parameter"),
         ([(0, 1, (0,), "exp(i*)")], "cannot read factor"),
-        ([(0, 1, (0,), float("nan"))], "not finite"),
+        ([(0, 1, (0,), float("nan"))], "finite"),
     ],
 )
 def test_bad_hoppings_raise_model_error(hops, message):

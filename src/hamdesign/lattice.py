@@ -17,6 +17,7 @@ import numpy as np
 from .errors import LatticeError
 
 _SINGULAR_TOL = 1e-8
+_MIN_LENGTH, _MAX_LENGTH = 1e-6, 1e6  # lattice-vector lengths accepted, in the model's length unit
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,8 +53,12 @@ class Lattice:
         dim = given.shape[0] if dim is None else int(dim)
         if not 1 <= dim <= 3 or dim > given.shape[0]:
             raise LatticeError(f"dim={dim} does not fit {given.shape[0]} lattice vectors")
-        if not spacing > 0:
-            raise LatticeError(f"spacing must be positive, got {spacing}")
+        if not _MIN_LENGTH <= spacing <= _MAX_LENGTH:
+            raise LatticeError(f"spacing must be between {_MIN_LENGTH:g} and {_MAX_LENGTH:g} length units, got {spacing}")
+        lengths = np.linalg.norm(np.clip(given[:dim], -_MAX_LENGTH, _MAX_LENGTH), axis=1)  # clipped: no overflow
+        if np.any(lengths < _MIN_LENGTH) or np.any(np.abs(given[:dim]) >= _MAX_LENGTH):
+            # beyond this range products of lengths under- or overflow and the cell is not a physical one
+            raise LatticeError(f"lattice vectors must have lengths between {_MIN_LENGTH:g} and {_MAX_LENGTH:g} length units, got {lengths.tolist()}")
         full = np.zeros((given.shape[0], 3))
         full[:, : given.shape[1]] = given
         full = _complete_basis(full, spacing)
@@ -160,6 +165,16 @@ def kmesh(nk: int | Sequence[int] | str, dim: int) -> np.ndarray:
     k = (i1/N1, i2/N2, …) with i_a = 0 … N_a − 1; Γ is the first point.
     """
     sizes = parse_nk(nk, dim)
+    from .spectrum import memory_budget_bytes  # noqa: PLC0415  (lattice must not import physics at module level)
+
+    need = int(np.prod(sizes, dtype=float)) * dim * 8 * 3  # the mesh plus meshgrid temporaries
+    if need > memory_budget_bytes():
+        from .errors import MemoryBudgetError
+
+        raise MemoryBudgetError(
+            f"a {'×'.join(map(str, sizes))} k-mesh needs {need / 2**30:.1f} GiB just for its coordinates, more than the "
+            f"budget of {memory_budget_bytes() / 2**30:.1f} GiB (HAMDESIGN_MEMORY_BUDGET); use a smaller --nk"
+        )
     axes = [np.arange(n) / n for n in sizes]
     grid = np.meshgrid(*axes, indexing="ij")
     return np.stack([g.ravel() for g in grid], axis=-1)

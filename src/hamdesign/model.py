@@ -29,6 +29,12 @@ from .amplitudes import Amplitude, factor_tables, parse_amplitude
 from .errors import ModelError, ParameterError
 from .lattice import Lattice
 
+#: Largest accepted size of a parameter value or amplitude constant (energy units): beyond it sums
+#: of squares overflow double precision long before anything physical happens.
+MAX_MAGNITUDE = 1e12
+#: Largest accepted lattice-vector component of a bond and orbital-position component.
+MAX_CELLS = 10**6
+
 
 @dataclass(frozen=True)
 class Hopping:
@@ -105,11 +111,13 @@ class TightBinding:
             defaults = np.array([float(params[n]) for n in names], dtype=float)
         except (TypeError, ValueError) as err:
             raise ParameterError(f"parameter values must be real numbers: {params}") from err
+        if not np.all(np.abs(defaults) <= MAX_MAGNITUDE):  # also catches NaN
+            raise ParameterError(f"parameter values must be finite and at most {MAX_MAGNITUDE:g} in size: {params}")
         pos = np.array(positions, dtype=float)
         if pos.ndim != 2 or pos.shape[0] < 1 or pos.shape[1] not in (lattice.dim, 3):
             raise ModelError(f"orbital positions must be (norb, {lattice.dim} or 3), got shape {pos.shape}")
-        if not np.all(np.isfinite(pos)):
-            raise ModelError("orbital positions contain NaN or inf")
+        if not np.all(np.abs(pos) <= MAX_CELLS):  # also catches NaN
+            raise ModelError(f"orbital positions must be finite and at most {MAX_CELLS:g} in size")
         if pos.shape[1] < 3:
             pos = np.pad(pos, ((0, 0), (0, 3 - pos.shape[1])))
         if positions_are == "reduced":
@@ -136,8 +144,9 @@ class TightBinding:
             unknown = [p for p in amp.parameters if p not in params]
             if unknown:
                 raise ModelError(f"{where}: amplitude {amp} uses undefined parameters {unknown}; defined: {list(names)}")
-            if not np.isfinite(abs(complex(amp.constant))):
-                raise ModelError(f"{where}: amplitude is not finite")
+            constant = complex(amp.constant)
+            if not (abs(constant.real) <= MAX_MAGNITUDE and abs(constant.imag) <= MAX_MAGNITUDE):
+                raise ModelError(f"{where}: amplitude must be finite and at most {MAX_MAGNITUDE:g} in size, got {constant}")
             hop = Hopping(i, j, R, amp)
             if hop.is_onsite and not amp.is_real_valued():
                 raise ModelError(f"{where}: on-site term {amp} on orbital {i} is not real (H would not be Hermitian)")
@@ -260,6 +269,8 @@ def _lattice_vector(R, dim: int, where: str) -> tuple[int, ...]:
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not float(v).is_integer():
             raise ModelError(f"{where}: R must contain integers, got {R!r}")
     ints = [int(v) for v in vals]
+    if any(abs(v) > MAX_CELLS for v in ints):
+        raise ModelError(f"{where}: R={vals} reaches more than {MAX_CELLS:g} cells (not a tight-binding bond)")
     if len(ints) > dim and all(v == 0 for v in ints[dim:]):
         ints = ints[:dim]
     if len(ints) != dim:

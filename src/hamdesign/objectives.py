@@ -119,7 +119,6 @@ def photocurrent_objective(
     key = {"both": "total", "shift": "shift", "injection": "injection"}[parts]
 
     def objective(theta, beta):
-        xp = _backend.current().xp
         params = parametrization.physical(theta)
         out = photocurrent(
             model, params, kfrac, spectrum=spec, direction=direction, polarisation=polarisation, tau=tau, beta=beta, mu=mu, filling=filling

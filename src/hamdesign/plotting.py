@@ -67,7 +67,7 @@ def plot_bands(model, params, path: Path, *, title: str, mu: float | None = None
     from matplotlib.colors import SymLogNorm
 
     from .backend import use_backend
-    from .lattice import high_symmetry_path, kmesh
+    from .lattice import high_symmetry_path
     from .observables.hall import berry_curvature, chern_numbers_lattice
     from .spectrum import bands
 

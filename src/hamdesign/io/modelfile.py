@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError, ModelFileError
+from ..errors import ParameterError, ModelError, ModelFileError
 from ..lattice import Lattice
 from ..model import TightBinding
 from .atomic import atomic_write_text
@@ -95,7 +95,10 @@ def model_from_dict(data: Mapping, where: str) -> TightBinding:
         raise ModelFileError(f"{where}: orbitals: names must be unique, got {names}")
     index = {name: i for i, name in enumerate(names)}
     hops = []
-    for n, hop in enumerate(data.get("hoppings", [])):
+    hoppings = data.get("hoppings", [])
+    if not isinstance(hoppings, list):
+        raise ModelFileError(f"{where}: hoppings: expected a list of {{from, to, R, amplitude}} tables, got {type(hoppings).__name__}")
+    for n, hop in enumerate(hoppings):
         if not isinstance(hop, Mapping):
             raise ModelFileError(f"{where}: hoppings[{n}]: expected a table")
         missing = [k for k in ("from", "to", "R", "amplitude") if k not in hop]
@@ -126,7 +129,7 @@ def model_from_dict(data: Mapping, where: str) -> TightBinding:
             energy_unit=str(data.get("energy_unit", "eV")),
             length_unit=str(data.get("length_unit", "Å")),
         )
-    except (ModelError, TypeError, ValueError) as err:
+    except (ModelError, ParameterError, TypeError, ValueError) as err:
         raise ModelFileError(f"{where}: {err}") from err
 
 

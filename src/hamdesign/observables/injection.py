@@ -43,7 +43,6 @@ import numpy as np
 
 from .. import backend as _backend
 from ..errors import ParameterError
-from ..lattice import kmesh as _kmesh
 from ..lattice import parse_nk
 from ..model import TightBinding
 from ..units import ELEMENTARY_CHARGE, HBAR
@@ -175,7 +174,9 @@ def injection_report(
     if not tau > 0:
         raise ParameterError(f"tau (relaxation time, s) must be positive, got {tau}")
     be = _backend.current()
-    kfrac = _kmesh(parse_nk(nk, model.dim), model.dim)
+    from ..spectrum import checked_kmesh
+
+    kfrac = checked_kmesh(model, nk)
     settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse}
     res = injection_rate(model, params, kfrac, omega, components=components, **settings)
     rate = np.asarray(be.to_numpy(res.eta), dtype=float)
