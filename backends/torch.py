@@ -68,11 +68,23 @@ def _dagger(a):
     return a.transpose(-1, -2).conj()
 
 
+#: Largest batch handed to one CUDA eigh call (see ``_Eigh.forward``).
+CUDA_EIGH_BATCH = 1024
+
+
 class _Eigh(_torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
     def forward(h):
+        if h.is_cuda and h.ndim > 2 and h.shape[:-2].numel() > CUDA_EIGH_BATCH:
+            # cuSOLVER's batched eigh asks for workspace far beyond the batch's size (160 GiB for
+            # 10⁴ complex 2×2 matrices with torch 2.11 on an H100), so large batches go in slices.
+            flat = h.reshape(-1, *h.shape[-2:])
+            parts = [_torch.linalg.eigh(flat[i : i + CUDA_EIGH_BATCH]) for i in range(0, flat.shape[0], CUDA_EIGH_BATCH)]
+            w = _torch.cat([p[0] for p in parts]).reshape(*h.shape[:-1])
+            u = _torch.cat([p[1] for p in parts]).reshape(h.shape)
+            return w, u
         w, u = _torch.linalg.eigh(h)
         return w, u
 
