@@ -34,5 +34,8 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	cd asv_bench && ../$(BIN)/asv machine --yes >/dev/null && ../$(BIN)/asv run --python=same --quick --show-stderr
 
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .asv
+	rm -rf $(VENV) build dist src/*.egg-info .asv site
