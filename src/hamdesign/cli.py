@@ -288,13 +288,13 @@ def resolve_temperature(model, *, beta: float | None, temperature: float | None,
 @user_errors
 def evaluate(
     model: Annotated[str, typer.Argument(help="Built-in model name (see `hamdesign models`), a model file (.toml/.json), or wannier90 seedname_tb.dat / seedname_hr.dat.")],
-    observable: Annotated[Observable, typer.Option("--observable", "-o", help="What to compute: hall (σ_xy in e²/h per layer, band Chern numbers).")] = Observable.hall,
+    observable: Annotated[Observable, typer.Option("--observable", "-o", help="What to compute: hall (σ_xy in e²/h per layer and S/cm in bulk, band Chern numbers); shift (σ^abc(ω) in A/V²); injection (η^abc(ω) in A V⁻² s⁻¹ and τη in A/V²); photocurrent (DC current density in A/m² under a solar spectrum, shift + injection).")] = Observable.hall,
     nk: Annotated[str, typer.Option("--nk", help="Γ-centred k-mesh: N (same along every periodic direction) or N1,N2[,N3].")] = "100",
     beta: Annotated[Optional[float], typer.Option("--beta", help="Inverse temperature 1/k_BT in 1/(model energy unit).")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-T", help="k_BT in the model's energy unit (kelvin with --kelvin).")] = None,
     kelvin: Annotated[bool, typer.Option("--kelvin", help="Read --temperature in kelvin.")] = False,
     mu: Annotated[Optional[float], typer.Option("--mu", help="Chemical potential in the model's energy unit.")] = None,
-    filling: Annotated[Optional[float], typer.Option("--filling", help="Fraction of bands occupied, 0..1 (default 0.5 when --mu is not given); μ by bisection.")] = None,
+    filling: Annotated[Optional[float], typer.Option("--filling", help="Fraction of bands occupied, 0..1 (default 0.5 when --mu is not given); μ solved at the given temperature (safeguarded Newton).")] = None,
     params: Annotated[Optional[Path], typer.Option("--params", help="JSON/TOML file mapping parameter names to values (or a result.json with a 'parameters' table).")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override one parameter: NAME=VALUE (repeatable).")] = [],  # noqa: B006
     thickness: Annotated[Optional[float], typer.Option("--thickness", help="Layer thickness (2D) in the model's length unit, for bulk numbers; default: the cell's extent along the third lattice vector.")] = None,
@@ -436,7 +436,7 @@ def _parse_seeds(text: str | None, default: list[int]) -> list[int]:
 @app.command()
 @user_errors
 def design(
-    source: Annotated[str, typer.Argument(help="A preset (haldane, triangular) or a CONFIG.toml / .json describing the design.")],
+    source: Annotated[str, typer.Argument(help="A preset (haldane, triangular, photovoltaic) or a CONFIG.toml / .json describing the design.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Result folder (default: results/<name>). One subfolder per seed when several seeds run.")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds: START:STOP (Python range) or a comma list; default from the config.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Override the number of optimisation steps.")] = None,
