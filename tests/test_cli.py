@@ -206,3 +206,15 @@ def test_plot_and_export_a_design_result(tmp_path):
 def test_plot_rejects_a_folder_without_results(tmp_path):
     out = run_cli("plot", str(tmp_path))
     assert out.returncode == 2 and "no result.json" in out.stderr
+
+
+def test_verbose_names_the_backend_and_shows_the_traceback_above_the_error_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[lattice]\nvectors = 3\n")
+    out = run_cli("--verbose", "--backend", "numpy", "evaluate", str(bad))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[0].startswith("hamdesign: backend numpy") and "Traceback" in out.stderr
+    assert lines[-1].startswith("hamdesign: error:") and str(bad) in lines[-1]
+    quiet = run_cli("--backend", "numpy", "evaluate", str(bad))
+    assert quiet.returncode == 2 and len(quiet.stderr.strip().splitlines()) == 1

@@ -37,6 +37,10 @@ STATE = _State()
 
 
 def _fail(message: str) -> None:
+    if STATE.verbose and sys.exc_info()[0] is not None:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)  # where it came from, for a bug report; the last line still says what
     typer.echo(f"hamdesign: error: {message}", err=True)
     raise typer.Exit(2)
 
@@ -67,7 +71,7 @@ def _global_options(
         typer.Option("--device", envvar="HAMDESIGN_DEVICE", help="cpu or gpu, where the backend has one. Env: HAMDESIGN_DEVICE."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results (no progress, no notes).")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print extra diagnostics.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Diagnostics on stderr: the backend, its version and device before the command, and the full traceback above an error line.")] = False,
 ) -> None:
     STATE.quiet, STATE.verbose = quiet, verbose
     if device:
@@ -79,6 +83,14 @@ def _global_options(
 
         try:
             set_backend(backend)
+        except HamdesignError as err:
+            _fail(str(err))
+    if verbose:
+        from .backend import current
+
+        try:
+            be = current()
+            typer.echo(f"hamdesign: backend {be.name} {be.version} on {getattr(be, 'device', 'cpu')}", err=True)
         except HamdesignError as err:
             _fail(str(err))
 
