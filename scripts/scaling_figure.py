@@ -86,6 +86,10 @@ def main() -> None:
     left.loglog(ref, first[-1] * ref / ref[-1], "k:", label="∝ k-points")
     left.set(xlabel="k-points", ylabel="time per value + gradient (ms)", title="Haldane model, σ_xy value + gradient")
     right.set(xlabel="orbitals (bands)", ylabel="time per value + gradient (ms)", title="random 2D models, 24×24 k")
+    from matplotlib.ticker import NullFormatter
+
+    right.set_xticks(ORBITALS, [str(n) for n in ORBITALS])
+    right.xaxis.set_minor_formatter(NullFormatter())
     for ax in (left, right):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
