@@ -153,7 +153,7 @@ def plot_photocurrent_spectrum(model, params, path: Path, *, title: str, beta: f
     ax1.plot(omega, shift, label="σ_shift")
     ax1.plot(omega, inj, label=f"τη (τ = {tau:g} s)")
     ax1.plot(omega, shift + inj, "k", lw=1, label="total")
-    ax1.set_ylabel("σ^{aaa} (A/V², bulk)")
+    ax1.set_ylabel(f"σ^{direction * 3}, τη^{direction * 3} (A/V², bulk)")
     ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
     twin = ax1.twinx()
