@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 
-# XLA's CPU runtime (jaxlib 0.10) can lose a wake-up when its concurrency-optimised scheduler runs
-# independent thunks in parallel: a jitted step then waits forever at 0 % CPU (seen on 2-core
-# machines in the photovoltaic design, about one step in a hundred). The plain scheduler never did
-# in our runs and costs nothing measurable here. It must be set before XLA reads its flags, and
-# only for jaxlib releases known to have the flag: XLA aborts on an unknown one.
+# A second guard against a jaxlib CPU deadlock whose real fix is ``hamdesign.spectrum.sequenced``
+# (two LAPACK eigh kernels running at once, each waiting for workers the other holds; see
+# docs/backends.md). Turning off the concurrency-optimised thunk scheduler makes XLA start
+# independent kernels together less often. It must be set before XLA reads its flags, and only
+# for jaxlib releases known to have the flag: XLA aborts on an unknown one.
 _SAFE_XLA_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 _FLAG_KNOWN_IN = ((0, 10), (0, 11))
 

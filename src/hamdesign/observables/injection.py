@@ -45,6 +45,7 @@ from .. import backend as _backend
 from ..errors import ParameterError
 from ..lattice import parse_nk
 from ..model import TightBinding
+from ..spectrum import checked_kmesh
 from ..units import ELEMENTARY_CHARGE, HBAR
 from .shift import (
     SHIFT_REGULATOR,
@@ -174,8 +175,6 @@ def injection_report(
     if not tau > 0:
         raise ParameterError(f"tau (relaxation time, s) must be positive, got {tau}")
     be = _backend.current()
-    from ..spectrum import checked_kmesh
-
     kfrac = checked_kmesh(model, nk)
     settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse}
     res = injection_rate(model, params, kfrac, omega, components=components, **settings)
