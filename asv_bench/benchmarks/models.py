@@ -52,10 +52,13 @@ def make_model(name: str):
     return random3d16() if name == "random3d16" else get_model(name)
 
 
-def _mesh(name: str, size: str, dim: int):
+def _prepare(bench, backend: str, model: str, size: str):
+    """Set ``bench.be``, ``bench.model`` and ``bench.k`` (the model's mesh at ``size``)."""
     import hamdesign as hd
 
-    return hd.kmesh(MESHES[name][size], dim)
+    bench.be = require(backend)
+    bench.model = make_model(model)
+    bench.k = hd.kmesh(MESHES[model][size], bench.model.dim)
 
 
 class HamiltonianAndEigh:
@@ -69,9 +72,7 @@ class HamiltonianAndEigh:
         import hamdesign as hd
         from hamdesign.backend import use_backend
 
-        self.be = require(backend)
-        self.model = make_model(model)
-        self.k = _mesh(model, size, self.model.dim)
+        _prepare(self, backend, model, size)
         with use_backend(self.be):
             self.p = self.be.asarray(self.model.default_params)
             self.h = hd.hamiltonian(self.model, self.p, self.k)
@@ -99,13 +100,11 @@ class HallAcrossModels:
         import hamdesign as hd
         from hamdesign.backend import use_backend
 
-        self.be = require(backend)
-        self.model = make_model(model)
+        _prepare(self, backend, model, size)
         if self.model.dim != 2:
             raise NotImplementedError("σ_xy is benchmarked on 2D models")
-        k = _mesh(model, size, 2)
         with use_backend(self.be):
-            self.fn = self.be.jit(self.be.value_and_grad(lambda p: hd.sigma_xy(self.model, p, k, beta=5.0, filling=0.5)))
+            self.fn = self.be.jit(self.be.value_and_grad(lambda p: hd.sigma_xy(self.model, p, self.k, beta=5.0, filling=0.5)))
             self.p = self.be.asarray(self.model.default_params)
             block(self.be, self.fn(self.p))
 
@@ -127,12 +126,10 @@ class ShiftAcrossModels:
         import hamdesign as hd
         from hamdesign.backend import use_backend
 
-        self.be = require(backend)
-        self.model = make_model(model)
-        k = _mesh(model, size, self.model.dim)
+        _prepare(self, backend, model, size)
         component = "yyy" if self.model.dim == 2 else "xxx"
         with use_backend(self.be):
-            self.fn = self.be.jit(lambda p: hd.shift_conductivity(self.model, p, k, OMEGA, components=component, beta=38.68, filling=0.5, eta=0.05).sigma)
+            self.fn = self.be.jit(lambda p: hd.shift_conductivity(self.model, p, self.k, OMEGA, components=component, beta=38.68, filling=0.5, eta=0.05).sigma)
             self.p = self.be.asarray(self.model.default_params)
             block(self.be, self.fn(self.p))
 
