@@ -34,6 +34,8 @@ ADAPTER_MEMBERS: tuple[str, ...] = (
     "asarray",
     "to_numpy",
     "eigh",
+    "matmul",
+    "while_loop",
     "value_and_grad",
     "jit",
     "stop_gradient",
@@ -89,6 +91,16 @@ XP_NAMES: tuple[str, ...] = (
     "sort",
     "searchsorted",
 )
+
+
+def eager_while_loop(cond, body, state):
+    """``state = body(state)`` while ``cond(state)`` (a 0-d boolean array) holds.
+
+    The ``while_loop`` of the eager backends, with ``jax.lax.while_loop``'s contract.
+    """
+    while bool(cond(state)):
+        state = body(state)
+    return state
 
 
 class BackendManifestError(ImportError):

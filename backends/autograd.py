@@ -18,6 +18,8 @@ import numpy as _np
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
+from . import eager_while_loop as while_loop  # noqa: F401  (part of the contract)
+from ._small_matrices import eigh_small, is_2x2_batch, matmul_2x2, uses_closed_form
 from ._eigh_rule import eigh_vjp_wirtinger
 
 name = "autograd"
@@ -161,7 +163,12 @@ def _dagger(a):
 
 @primitive
 def eigh(h):
-    """Batched Hermitian eigendecomposition with the broadened derivative of ``_eigh_rule``."""
+    """Batched Hermitian eigendecomposition with the broadened derivative of ``_eigh_rule``.
+
+    1×1 and 2×2 matrices are solved in closed form (``_small_matrices``).
+    """
+    if uses_closed_form(h.shape[-1]):
+        return eigh_small(h, xp=_np)
     w, u = _np.linalg.eigh(h)
     return w, u
 
@@ -178,7 +185,7 @@ def _eigh_vjp(ans, h):
             w_bar,
             u_bar_torch,
             xp=_np,
-            matmul=_np.matmul,
+            matmul=matmul,
             dagger=lambda a: _np.conj(_np.swapaxes(a, -1, -2)),
             eye=lambda n: _np.eye(n, dtype=u.dtype),
         )
@@ -188,6 +195,26 @@ def _eigh_vjp(ans, h):
 
 
 defvjp(eigh, _eigh_vjp)
+
+
+@primitive
+def _matmul_2x2(a, b):
+    return matmul_2x2(a, b)
+
+
+# autograd's convention for matmul (holomorphic, no conjugation): Ā = G Bᵀ, B̄ = Aᵀ G
+defvjp(
+    _matmul_2x2,
+    lambda ans, a, b: lambda g: _matmul_2x2(g, _anp.swapaxes(b, -1, -2)),
+    lambda ans, a, b: lambda g: _matmul_2x2(_anp.swapaxes(a, -1, -2), g),
+)
+
+
+def matmul(a, b):
+    """Batched matrix product; equally batched 2×2 matrices element by element (``matmul_2x2``)."""
+    if is_2x2_batch(getval(a), getval(b)):
+        return _matmul_2x2(a, b)
+    return _anp.matmul(a, b)
 
 
 def value_and_grad(f, has_aux: bool = False):

@@ -7,6 +7,9 @@ import os
 import array_api_compat.numpy as xp  # noqa: F401  (the adapter's namespace, part of the contract)
 import numpy as _np
 
+from . import eager_while_loop as while_loop  # noqa: F401  (part of the contract)
+from ._small_matrices import eigh_small, is_2x2_batch, matmul_2x2, uses_closed_form
+
 name = "numpy"
 version = _np.__version__
 can_differentiate = False
@@ -36,9 +39,18 @@ def to_numpy(x) -> _np.ndarray:
 
 
 def eigh(h):
-    """Batched Hermitian eigendecomposition (reads the lower triangle)."""
+    """Batched Hermitian eigendecomposition; 1×1 and 2×2 matrices in closed form (``_small_matrices``)."""
+    if uses_closed_form(h.shape[-1]):
+        return eigh_small(h, xp=_np)
     w, u = _np.linalg.eigh(h)
     return w, u
+
+
+def matmul(a, b):
+    """Batched matrix product; equally batched 2×2 matrices element by element (``matmul_2x2``)."""
+    if is_2x2_batch(a, b):
+        return matmul_2x2(a, b)
+    return _np.matmul(a, b)
 
 
 def value_and_grad(f, has_aux: bool = False):

@@ -11,6 +11,8 @@ import os
 import array_api_compat.torch as xp
 import torch as _torch
 
+from . import eager_while_loop as while_loop  # noqa: F401  (part of the contract)
+from ._small_matrices import eigh_small, uses_closed_form
 from ._eigh_rule import eigh_vjp_wirtinger
 
 name = "torch"
@@ -77,6 +79,8 @@ class _Eigh(_torch.autograd.Function):
 
     @staticmethod
     def forward(h):
+        if uses_closed_form(h.shape[-1]):
+            return eigh_small(h, xp=xp)
         if h.is_cuda and h.ndim > 2 and h.shape[:-2].numel() > CUDA_EIGH_BATCH:
             # cuSOLVER's batched eigh asks for workspace far beyond the batch's size (160 GiB for
             # 10⁴ complex 2×2 matrices with torch 2.11 on an H100), so large batches go in slices.
@@ -109,8 +113,16 @@ class _Eigh(_torch.autograd.Function):
 
 
 def eigh(h):
-    """Batched Hermitian eigendecomposition with the broadened derivative of ``_eigh_rule``."""
+    """Batched Hermitian eigendecomposition with the broadened derivative of ``_eigh_rule``.
+
+    1×1 and 2×2 matrices are solved in closed form (``_small_matrices``).
+    """
     return _Eigh.apply(h)
+
+
+def matmul(a, b):
+    """Batched matrix product (the library's own is fastest here at every size)."""
+    return _torch.matmul(a, b)
 
 
 def value_and_grad(f, has_aux: bool = False):

@@ -105,3 +105,23 @@ def random_model(
                 hops.append((i, j, R, f"{name}r"))
                 hops.append((i, j, R, f"1j*{name}i"))
     return TightBinding.build(lattice, positions, hops, params, name=f"random{norb}_{dim}d_{seed}")
+
+
+def strict_adapter():
+    """A forward-only backend on ``array_api_strict``: runs the physics with no NumPy habits allowed."""
+    from types import SimpleNamespace
+
+    from hamdesign.backends import eager_while_loop
+
+    strict = pytest.importorskip("array_api_strict")
+    return SimpleNamespace(
+        name="array_api_strict",
+        xp=strict,
+        device=strict.asarray(0.0).device,
+        asarray=lambda x, dtype=None: strict.asarray(np.asarray(x), dtype=dtype),
+        to_numpy=lambda x: np.asarray(x),
+        eigh=lambda h: tuple(strict.linalg.eigh(h)),
+        matmul=strict.matmul,
+        while_loop=eager_while_loop,
+        stop_gradient=lambda x: x,
+    )

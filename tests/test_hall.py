@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from conftest import AUTODIFF, central_difference, on_backend, random_model, value_and_grad_on
+from conftest import AUTODIFF, central_difference, on_backend, random_model, strict_adapter, value_and_grad_on
 from hamdesign.backend import use_backend
 from hamdesign.lattice import kmesh
 from hamdesign.models import haldane
@@ -155,20 +154,12 @@ def test_gradient_finite_where_bands_touch_on_the_mesh(ad_backend, kw):
     assert np.all(np.isfinite(ad_backend.to_numpy(g)))
 
 
-def test_forward_path_runs_under_array_api_strict():
-    strict = pytest.importorskip("array_api_strict")
-    import numpy
+@pytest.mark.parametrize("two_band_closed_form", [True, False])
+def test_forward_path_runs_under_array_api_strict(two_band_closed_form, monkeypatch):
+    from hamdesign.observables import hall
 
-    device = strict.asarray(0.0).device
-    adapter = SimpleNamespace(
-        name="array_api_strict",
-        xp=strict,
-        device=device,
-        asarray=lambda x, dtype=None: strict.asarray(numpy.asarray(x), dtype=dtype),
-        to_numpy=lambda x: numpy.asarray(x),
-        eigh=lambda h: tuple(strict.linalg.eigh(h)),
-        stop_gradient=lambda x: x,
-    )
+    monkeypatch.setattr(hall, "TWO_BAND_CLOSED_FORM", two_band_closed_form)
+    adapter = strict_adapter()
     m = haldane(M=0.1, phi=1.2)
     k = kmesh(18, 2)
     with use_backend(adapter):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from conftest import AUTODIFF, central_difference, random_model, value_and_grad_on
+from conftest import AUTODIFF, central_difference, random_model, strict_adapter, value_and_grad_on
 from hamdesign.backend import current, use_backend
 from hamdesign.errors import ParameterError
 from hamdesign.lattice import Lattice, kmesh
@@ -330,16 +329,7 @@ def test_gradient_finite_at_a_band_touching_on_the_mesh(ad_backend):
 
 
 def test_forward_path_runs_under_array_api_strict():
-    strict = pytest.importorskip("array_api_strict")
-    adapter = SimpleNamespace(
-        name="array_api_strict",
-        xp=strict,
-        device=strict.asarray(0.0).device,
-        asarray=lambda x, dtype=None: strict.asarray(np.asarray(x), dtype=dtype),
-        to_numpy=lambda x: np.asarray(x),
-        eigh=lambda h: tuple(strict.linalg.eigh(h)),
-        stop_gradient=lambda x: x,
-    )
+    adapter = strict_adapter()
     model = random_model(3, dim=2, seed=3, onsite_spread=1.5)
     kw = {"components": "xxx,xyy,yxy", "beta": 5.0, "filling": 1 / 3, "eta": 0.2}
     with use_backend(adapter):

@@ -108,7 +108,7 @@ def eigensystem(
     ud = xp.conj(xp.matrix_transpose(states))
 
     def to_band(x):
-        return xp.matmul(xp.matmul(ud, x), states)
+        return be.matmul(be.matmul(ud, x), states)
 
     v_band = {a: to_band(x) for a, x in v.items() if a in components} if order >= 1 else {}
     w_band: dict = {}
@@ -136,11 +136,11 @@ def _velocity_gauge(energies, states, v_orbital, be):
     labels = xp.matmul(labels, be.asarray(np.triu(np.ones((n, n)))))  # cumulative sum: block index per band
     same_block = xp.astype(xp.abs(xp.expand_dims(labels, axis=-1) - xp.expand_dims(labels, axis=-2)) < 0.5, xp.complex128)
     ud = xp.conj(xp.matrix_transpose(states))
-    block = xp.matmul(xp.matmul(ud, v_orbital), states) * same_block
+    block = be.matmul(be.matmul(ud, v_orbital), states) * same_block
     scale = be.stop_gradient(4.0 * xp.max(xp.abs(block)) + 1.0)
     eye = be.asarray(np.eye(n, dtype=complex))
     _, rotation = be.eigh(block + xp.astype(xp.expand_dims(labels, axis=-1) * scale, xp.complex128) * eye)
-    return xp.matmul(states, rotation)
+    return be.matmul(states, rotation)
 
 
 def bands(model: TightBinding, params, kfrac, /, *, chunk: int | None = None):
@@ -177,15 +177,34 @@ def electrons_per_cell(filling: float, nband: int) -> float:
     return filling * nband
 
 
+def _zero_temperature_levels(fixed, target: float):
+    """The highest occupied and lowest empty level at T = 0 for ``target`` electrons per cell.
+
+    For an integer number ν of filled bands these are max ε_{ν−1} and min ε_ν (equal to the
+    sorted-levels answer whenever the bands do not overlap, and a point inside the overlap when they
+    do); otherwise the n-th and (n+1)-th of all sorted levels. Either is only the starting point of
+    the iteration in :func:`chemical_potential`; the sort is avoided where possible because XLA's
+    CPU sort of 2·10⁴ levels costs more than the rest of a Haldane σ_xy step.
+    """
+    xp = _backend.current().xp
+    nk, nband = fixed.shape
+    bands_filled = int(round(target))
+    if abs(target - bands_filled) < 1e-12 and 0 < bands_filled < nband:
+        return xp.max(fixed[:, bands_filled - 1]), xp.min(fixed[:, bands_filled])
+    levels = xp.sort(xp.reshape(fixed, (-1,)))
+    n_occ = int(round(target * nk))
+    return levels[max(n_occ - 1, 0)], levels[min(n_occ, nk * nband - 1)]
+
+
 def chemical_potential(energies, /, *, filling: float, beta: float, iterations: int = 32):
     """μ such that the mean over k of Σ_n f(ε_nk − μ) equals ``filling × nband``.
 
     The root of the monotone N(μ) is found on gradient-stopped energies by a safeguarded Newton
     iteration written with array operations (a fixed number of steps, so it traces under ``jit``):
     it starts from the T = 0 estimate (midway between the highest occupied and lowest empty level
-    of the sorted energies, i.e. mid-gap in an insulator, where it stays once N(μ) = N* to 1e-14),
-    keeps a bracket [lo, hi] with
-    N(lo) ≤ N* ≤ N(hi), and bisects whenever a Newton step would leave it. A final Newton step on
+    (:func:`_zero_temperature_levels`), i.e. mid-gap in an insulator, where it stays once N(μ) = N*
+    to 1e-14), keeps a bracket [lo, hi] with N(lo) ≤ N* ≤ N(hi), bisects whenever a Newton step
+    would leave it, and stops when converged (``be.while_loop``; at most ``iterations`` steps). A final Newton step on
     the live energies carries the implicit-function derivative
 
         dμ = Σ_nk f'(ε_nk − μ) dε_nk / Σ_nk f'(ε_nk − μ),
@@ -199,14 +218,15 @@ def chemical_potential(energies, /, *, filling: float, beta: float, iterations: 
     nk, nband = energies.shape
     target = electrons_per_cell(filling, nband)
     fixed = be.stop_gradient(energies)
-    levels = xp.sort(xp.reshape(fixed, (-1,)))
-    n_occ = int(round(target * nk))
-    below = levels[max(n_occ - 1, 0)]
-    above = levels[min(n_occ, nk * nband - 1)]
-    mu = 0.5 * (below + above)
-    lo = xp.min(fixed) - 1.0 - 40.0 / beta
-    hi = xp.max(fixed) + 1.0 + 40.0 / beta
-    for _ in range(iterations):
+    below, above = _zero_temperature_levels(fixed, target)
+    tolerance = 1e-14 * nband
+
+    def unconverged(state):
+        step, _, _, _, converged = state
+        return (step < iterations) & ~converged
+
+    def newton_or_bisection(state):
+        step, mu, lo, hi, _ = state
         occ = fermi(fixed - mu, beta)
         excess = xp.sum(occ) / nk - target
         slope = beta * xp.sum(occ * (1.0 - occ)) / nk
@@ -214,10 +234,20 @@ def chemical_potential(energies, /, *, filling: float, beta: float, iterations: 
         hi = xp.where(too_many, mu, hi)
         lo = xp.where(too_many, lo, mu)
         usable = slope > 1e-12
-        step = mu - excess / xp.where(usable, slope, slope * 0.0 + 1.0)
-        inside = usable & (step > lo) & (step < hi)
-        converged = xp.abs(excess) <= 1e-14 * nband
-        mu = xp.where(converged, mu, xp.where(inside, step, 0.5 * (lo + hi)))
+        newton = mu - excess / xp.where(usable, slope, slope * 0.0 + 1.0)
+        inside = usable & (newton > lo) & (newton < hi)
+        converged = xp.abs(excess) <= tolerance
+        mu = xp.where(converged, mu, xp.where(inside, newton, 0.5 * (lo + hi)))
+        return step + 1, mu, lo, hi, converged
+
+    start = (
+        xp.asarray(0, device=be.device),
+        0.5 * (below + above),
+        xp.min(fixed) - 1.0 - 40.0 / beta,
+        xp.max(fixed) + 1.0 + 40.0 / beta,
+        xp.asarray(False, device=be.device),
+    )
+    _, mu, _, _, _ = be.while_loop(unconverged, newton_or_bisection, start)
     mu0 = be.stop_gradient(mu)
     occ = fermi(energies - mu0, beta)
     excess = xp.sum(occ) / nk - target

@@ -26,12 +26,14 @@ from .. import backend as _backend
 from ..errors import ModelError, ParameterError
 from ..lattice import kmesh as _kmesh
 from ..lattice import parse_nk
-from ..model import TightBinding, hamiltonian_derivatives
+from ..model import TightBinding, bloch_terms, hamiltonian_derivatives
 from ..spectrum import check_memory, checked_kmesh, sequenced, chemical_potential, chunk_size, eigensystem, fermi, k_chunks, require_positive_beta
 from ..units import sheet_to_bulk_s_per_cm
 
 #: Default δ of the regularised inverse gap g(Δ) = Δ²/(Δ⁴ + δ⁴), model energy units.
 HALL_REGULATOR = 1e-6
+#: Evaluate Ω of two-orbital models from the Pauli vector (:func:`two_band_berry_curvature`).
+TWO_BAND_CLOSED_FORM = True
 
 
 def _require_plane(model: TightBinding) -> None:
@@ -52,12 +54,57 @@ def berry_curvature(model: TightBinding, params, kfrac, /, *, regulator: float =
     with A = i<u|∇_k u>).
     """
     _require_plane(model)
+    if model.norb == 2 and TWO_BAND_CLOSED_FORM:
+        return two_band_berry_curvature(model, params, kfrac, regulator=regulator)
     xp = _backend.current().xp
     energies, _, vb, _ = eigensystem(model, params, kfrac, order=1, components=(0, 1))
     gaps = xp.expand_dims(energies, axis=-1) - xp.expand_dims(energies, axis=-2)
     g = regularised_inverse_gap_squared(gaps, regulator=regulator)
     omega = -2.0 * xp.imag(xp.sum(vb[0] * xp.matrix_transpose(vb[1]) * g, axis=-1))
     return energies, omega
+
+
+def pauli_components(m, /):
+    """(d_0, d_1, d_2, d_3) of a batch of 2×2 Hermitian matrices m = d_0 1 + d·σ, each shape (nk,)."""
+    be = _backend.current()
+    xp = be.xp
+    flat = xp.reshape(m, (m.shape[0], 4))  # [m00, m01, m10, m11]
+    q = xp.real(be.matmul(flat, be.asarray(_PAULI_PROJECTION)))
+    return q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+
+
+# columns map [m00, m01, m10, m11] to d_0 = (m00 + m11)/2, d_1 = Re m01 = (m01 + m10)/2,
+# d_2 = −Im m01 = i(m01 − m10)/2, d_3 = (m00 − m11)/2 (Hermitian m: m10 = m01*)
+_PAULI_PROJECTION = 0.5 * np.array([[1, 0, 0, 1], [0, 1, 1j, 0], [0, 1, -1j, 0], [1, 0, 0, -1]])
+
+
+def two_band_berry_curvature(model: TightBinding, params, kfrac, /, *, regulator: float = HALL_REGULATOR):
+    """:func:`berry_curvature` of a two-orbital model in closed form, without eigenvectors.
+
+    With H = d_0 + d·σ and v^a = ∂_a d_0 + ∂_a d·σ, the band energies are ε_∓ = d_0 ∓ |d| and
+    Im v^x_{−+} v^y_{+−} = −d̂·(∂_x d × ∂_y d), so the Kubo formula of the module docstring, with
+    the same regularised g(Δ) at Δ = 2|d|, reads
+
+        Ω_− = −Ω_+ = 2 d̂·(∂_x d × ∂_y d) g(2|d|) = 8 |d| d·(∂_x d × ∂_y d) / (16|d|⁴ + δ⁴),
+
+    which is d·(∂_x d × ∂_y d) / 2|d|³ away from degeneracies. Only |d| (not 1/|d|) appears, and
+    |d| is taken as 0 with a zero derivative where d = 0, so values and gradients are finite at
+    band touchings. Elementwise on (nk,) real arrays: several times faster than the eigenvector
+    route on every backend, equal to it to round-off (tested).
+    """
+    be = _backend.current()
+    xp = be.xp
+    h, v, _ = bloch_terms(model, params, kfrac, order=1, components=(0, 1))
+    d0, d1, d2, d3 = pauli_components(h)
+    _, x1, x2, x3 = pauli_components(v[0])
+    _, y1, y2, y3 = pauli_components(v[1])
+    triple = d1 * (x2 * y3 - x3 * y2) + d2 * (x3 * y1 - x1 * y3) + d3 * (x1 * y2 - x2 * y1)
+    squared = d1 * d1 + d2 * d2 + d3 * d3
+    touching = squared == 0.0
+    radius = xp.where(touching, 0.0 * squared, xp.sqrt(xp.where(touching, 1.0 + 0.0 * squared, squared)))
+    lower = 8.0 * radius * triple / (16.0 * squared * squared + regulator**4)
+    energies = xp.stack([d0 - radius, d0 + radius], axis=-1)
+    return energies, xp.stack([lower, -lower], axis=-1)
 
 
 def curvature_on_mesh(model: TightBinding, params, kfrac, /, *, regulator: float = HALL_REGULATOR, chunk: int | None = None):

@@ -216,7 +216,8 @@ def shift_integrand(
     :func:`hamdesign.spectrum.eigensystem`. Indexed [c, k, n, m]; f_nm and δ(ω_mn − ω) are applied
     by the caller. Uses the sum rule of the module docstring with 1/ω_nm → g(ω_nm).
     """
-    xp = _backend.current().xp
+    be = _backend.current()
+    xp = be.xp
     inv = regularised_inverse_gap(pair_difference(energies), regulator=regulator)  # g(ω_nm)
     carts = sorted({i for comp in components for i in comp})
     V = {a: v_band[a] * inv for a in carts}  # v^a_nm / ω_nm
@@ -226,7 +227,7 @@ def shift_integrand(
     def gen_derivative_bracket(a: int, b: int):
         # r^b_{nm;a} = i g_nm B^{ab}_nm with B^{ab} = Δ^a V^b − w^{ab} + [v^b, V^a]
         if (a, b) not in bracket:
-            commutator = xp.matmul(v_band[b], V[a]) - xp.matmul(V[a], v_band[b])
+            commutator = be.matmul(v_band[b], V[a]) - be.matmul(V[a], v_band[b])
             bracket[(a, b)] = Delta[a] * V[b] - w_band[(a, b)] + commutator
         return bracket[(a, b)]
 

@@ -1,0 +1,236 @@
+"""Every fast path against the general path it replaces (performance issue: identical results).
+
+- closed-form 1×1 / 2×2 ``eigh`` (``backends/_small_matrices.py``) against LAPACK;
+- the adapters' ``matmul`` (broadcast products in jax, element-wise 2×2 products in NumPy and
+  autograd) against the library's ``matmul``, values and gradients;
+- the two-band Berry curvature (Pauli vector, no eigenvectors) against the eigenvector route;
+- μ at a filling (band-edge start, early exit) against root finding by SciPy;
+- the cache of k-dependent factors against recomputation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import on_backend, random_model
+
+import hamdesign as hd
+from hamdesign.backends import _small_matrices, eager_while_loop
+from hamdesign.models import haldane
+from hamdesign.observables import hall
+
+
+def _hermitian_batch(seed: int = 0, n: int = 2, count: int = 400) -> np.ndarray:
+    """Random Hermitian matrices plus the awkward ones: degenerate, nearly so, zero, tiny, huge."""
+    rng = np.random.default_rng(seed)
+    h = rng.normal(size=(count, n, n)) + 1j * rng.normal(size=(count, n, n))
+    h = h + np.conj(np.swapaxes(h, -1, -2))
+    h[0] = 3.0 * np.eye(n)
+    h[1] = 0.0
+    h[2] = np.diag(1.0 + 1e-13 * np.arange(n))
+    h[3] = 1e-200 * h[10]
+    h[4] = 1e150 * h[11]
+    h[5] = np.eye(n) + 1e-17 * h[12]
+    h[6] = np.diag(-np.arange(n, dtype=float))  # already diagonal, descending
+    h[7] = 1e8 * np.eye(n) + h[13]  # large shift, order-one splitting
+    return h
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_closed_form_eigh_is_an_eigendecomposition(backend, n):
+    h = _hermitian_batch(n=n)
+    w, u = (backend.to_numpy(x) for x in backend.eigh(backend.asarray(h)))
+    scale = np.abs(h).max(axis=(1, 2)) + 1e-300
+    assert np.all(np.diff(w, axis=-1) >= 0)
+    assert np.max(np.abs(w - np.linalg.eigvalsh(h)) / scale[:, None]) < 4e-16 * 8
+    residual = np.abs(h @ u - u * w[:, None, :]).max(axis=(1, 2)) / scale
+    assert residual.max() < 4e-15
+    assert np.abs(np.conj(np.swapaxes(u, -1, -2)) @ u - np.eye(n)).max() < 4e-15
+
+
+def test_closed_form_is_taken_and_can_be_turned_off(monkeypatch):
+    assert _small_matrices.uses_closed_form(2) and not _small_matrices.uses_closed_form(3)
+    monkeypatch.setattr(_small_matrices, "CLOSED_FORM_MAX_SIZE", 0)
+    assert not _small_matrices.uses_closed_form(1)
+
+
+def test_closed_form_eigh_is_array_api_code():
+    strict = pytest.importorskip("array_api_strict")
+    h = _hermitian_batch(count=20)
+    w, u = _small_matrices.eigh_small(strict.asarray(h), xp=strict)
+    assert np.allclose(np.asarray(w), np.linalg.eigvalsh(h), rtol=0, atol=1e-13 * np.abs(h).max())
+    u = np.asarray(u)
+    assert np.allclose(h @ u, u * np.asarray(w)[:, None, :], atol=1e-13 * np.abs(h).max())
+
+
+def _observables(be, model, params, k):
+    """σ_xy value and gradient, and a shift spectrum: everything that passes through eigh."""
+    p = be.asarray(params)
+    out = {}
+    if be.can_differentiate:
+        value, grad = be.value_and_grad(lambda q: hd.sigma_xy(model, q, k, beta=20.0, filling=0.5))(p)
+        out["sigma_xy"], out["grad"] = float(be.to_numpy(value)), be.to_numpy(grad)
+    omega = np.linspace(0.5, 6.0, 12)
+    out["shift"] = be.to_numpy(hd.shift_conductivity(model, p, k, omega, components="yyy", beta=50.0, filling=0.5, eta=0.1).sigma)
+    return out
+
+
+@pytest.mark.parametrize("two_band_closed_form", [True, False])
+def test_closed_form_eigh_leaves_observables_unchanged(backend, monkeypatch, two_band_closed_form):
+    monkeypatch.setattr(hall, "TWO_BAND_CLOSED_FORM", two_band_closed_form)
+    model, k = random_model(2, dim=2, seed=3, onsite_spread=1.0), hd.kmesh(12, 2)
+    params = model.default_params
+    fast = _observables(backend, model, params, k)
+    monkeypatch.setattr(_small_matrices, "CLOSED_FORM_MAX_SIZE", 0)
+    general = _observables(backend, model, params, k)
+    for key, value in general.items():
+        assert np.max(np.abs(value)) > 1e-6, key  # a symmetry would make the comparison empty
+        assert np.allclose(fast[key], value, rtol=1e-11, atol=1e-12 * np.max(np.abs(value))), key
+
+
+@pytest.mark.parametrize(
+    ("shape_a", "shape_b"),
+    [((50, 2, 2), (50, 2, 2)), ((50, 3, 3), (50, 3, 3)), ((50, 8, 8), (50, 8, 8)), ((50, 9, 9), (50, 9, 9)),
+     ((50, 2, 2), (2, 2)), ((4, 50, 2, 2), (4, 50, 2, 2)), ((50, 7), (7, 4)), ((50, 20), (20, 4)), ((50, 2, 3), (50, 3, 2))],
+)
+def test_adapter_matmul_matches_the_library(backend, shape_a, shape_b):
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=shape_a) + 1j * rng.normal(size=shape_a)
+    b = rng.normal(size=shape_b) + 1j * rng.normal(size=shape_b)
+    got = backend.to_numpy(backend.matmul(backend.asarray(a), backend.asarray(b)))
+    assert got.shape == np.matmul(a, b).shape
+    assert np.allclose(got, np.matmul(a, b), rtol=1e-14, atol=1e-14)
+
+
+def test_adapter_matmul_gradient_matches_the_library(ad_backend):
+    rng = np.random.default_rng(2)
+    a0, a1, b0, b1, c = (rng.normal(size=(30, 2, 2)) + 1j * rng.normal(size=(30, 2, 2)) for _ in range(5))
+    xp = ad_backend.xp
+
+    def loss(p, product):
+        a = ad_backend.asarray(a0) + p[0] * ad_backend.asarray(a1)
+        b = ad_backend.asarray(b0) + p[1] * ad_backend.asarray(b1)
+        return xp.sum(xp.real(product(a, b) * ad_backend.asarray(c)))
+
+    p = ad_backend.asarray(np.array([0.3, -0.7]))
+    fast = ad_backend.value_and_grad(lambda q: loss(q, ad_backend.matmul))(p)
+    library = ad_backend.value_and_grad(lambda q: loss(q, xp.matmul))(p)
+    for x, y in zip(fast, library):
+        assert np.allclose(ad_backend.to_numpy(x), ad_backend.to_numpy(y), rtol=1e-13)
+
+
+def test_while_loop_contract(backend):
+    xp = backend.xp
+
+    def cond(state):
+        return state[0] < 5
+
+    def body(state):
+        return state[0] + 1, state[1] * 2.0
+
+    start = (xp.asarray(0, device=backend.device), xp.asarray(1.0, device=backend.device))
+    steps, value = backend.while_loop(cond, body, start)
+    assert int(backend.to_numpy(steps)) == 5 and float(backend.to_numpy(value)) == 32.0
+    steps, value = backend.while_loop(lambda s: s[0] < 0, body, start)
+    assert int(backend.to_numpy(steps)) == 0 and float(backend.to_numpy(value)) == 1.0
+    assert eager_while_loop(lambda s: s < 3, lambda s: s + 1, 0) == 3
+
+
+def _two_orbital_models():
+    return [
+        (haldane(M=0.1, phi=1.0), 24),
+        (random_model(2, dim=2, seed=3), 16),
+        (random_model(2, dim=3, seed=4), 6),
+    ]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_two_band_curvature_matches_eigenvector_route(backend, monkeypatch, case):
+    model, nk = _two_orbital_models()[case]
+    k = hd.kmesh(nk, model.dim)
+    p = backend.asarray(model.default_params)
+    energies, omega = (backend.to_numpy(x) for x in hall.berry_curvature(model, p, k))
+    monkeypatch.setattr(hall, "TWO_BAND_CLOSED_FORM", False)
+    energies_ref, omega_ref = (backend.to_numpy(x) for x in hall.berry_curvature(model, p, k))
+    assert np.allclose(energies, energies_ref, rtol=0, atol=1e-13 * np.abs(energies_ref).max())
+    assert np.allclose(omega, omega_ref, rtol=1e-10, atol=1e-12 * np.abs(omega_ref).max())
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_two_band_sigma_gradient_matches_eigenvector_route(ad_backend, monkeypatch, case):
+    model, nk = _two_orbital_models()[case]
+    k = hd.kmesh(nk, model.dim)
+    p = ad_backend.asarray(model.default_params)
+    f = ad_backend.value_and_grad(lambda q: hd.sigma_xy(model, q, k, beta=20.0, filling=0.5))
+    value, grad = (ad_backend.to_numpy(x) for x in f(p))
+    monkeypatch.setattr(hall, "TWO_BAND_CLOSED_FORM", False)
+    value_ref, grad_ref = (ad_backend.to_numpy(x) for x in f(p))
+    assert value == pytest.approx(float(value_ref), rel=1e-11, abs=1e-13)
+    assert np.allclose(grad, grad_ref, rtol=1e-9, atol=1e-11 * np.abs(grad_ref).max())
+
+
+def test_two_band_curvature_is_finite_at_a_band_touching(ad_backend, monkeypatch):
+    # M = 0, φ = 0: graphene, Dirac points at K and K', which a 12×12 mesh contains
+    model, k = haldane(M=0.0, phi=0.0), hd.kmesh(12, 2)
+    p = ad_backend.asarray(model.default_params)
+    energies, omega = (ad_backend.to_numpy(x) for x in hall.berry_curvature(model, p, k))
+    assert np.min(energies[:, 1] - energies[:, 0]) == pytest.approx(0.0, abs=1e-12)
+    value, grad = ad_backend.value_and_grad(lambda q: hd.sigma_xy(model, q, k, beta=20.0, mu=0.0))(p)
+    assert np.isfinite(float(ad_backend.to_numpy(value))) and np.all(np.isfinite(ad_backend.to_numpy(grad)))
+    monkeypatch.setattr(hall, "TWO_BAND_CLOSED_FORM", False)
+    assert np.allclose(omega, ad_backend.to_numpy(hall.berry_curvature(model, p, k)[1]), atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("model_case", "filling", "beta"),
+    [("haldane", 0.5, 5.0), ("haldane", 0.5, 1e4), ("metal", 0.5, 30.0), ("metal", 0.5, 1e4), ("metal", 0.3, 30.0), ("metal", 1 / 3, 200.0)],
+)
+def test_chemical_potential_matches_root_finding(numpy_backend, model_case, filling, beta):
+    optimize = pytest.importorskip("scipy.optimize")
+    from hamdesign.spectrum import bands, chemical_potential, fermi
+
+    model = haldane(M=0.1, phi=1.0) if model_case == "haldane" else random_model(3, seed=5, onsite_scale=0.2)
+    energies = np.asarray(bands(model, model.default_params, hd.kmesh(20, 2)))
+    mu = float(chemical_potential(energies, filling=filling, beta=beta))
+    target = filling * model.nband
+
+    def excess(m):
+        return float(np.sum(fermi(energies - m, beta))) / len(energies) - target
+
+    assert abs(excess(mu)) <= 1e-13 * model.nband
+    if model_case == "metal":  # a unique root: μ itself must agree
+        root = optimize.brentq(excess, energies.min() - 1, energies.max() + 1, xtol=1e-15, rtol=1e-15)
+        assert mu == pytest.approx(root, abs=1e-10)
+
+
+def test_k_factor_cache_follows_the_mesh_and_stays_bounded(numpy_backend, monkeypatch):
+    from hamdesign import model as model_module
+
+    model = haldane(M=0.1, phi=1.0)
+    k = hd.kmesh(10, 2)
+    first = float(hd.sigma_xy(model, None, k, beta=20.0, mu=0.0))
+    k += 0.5 / 10  # the same array object, now a shifted mesh: must not be served from the cache
+    shifted = float(hd.sigma_xy(model, None, k, beta=20.0, mu=0.0))
+    model_module._k_factor_cache.clear()
+    assert shifted == float(hd.sigma_xy(model, None, k, beta=20.0, mu=0.0))
+    assert shifted != first
+    monkeypatch.setattr(model_module, "K_FACTOR_CACHE_BYTES", 40_000)  # a 7×7 mesh takes 8624 bytes
+    model_module._k_factor_cache.clear()
+    for shift in range(10):
+        hd.sigma_xy(model, None, hd.kmesh(7, 2) + 0.01 * shift, beta=20.0, mu=0.0)
+    hd.sigma_xy(model, None, hd.kmesh(12, 2), beta=20.0, mu=0.0)  # above a quarter of the budget: not kept
+    entries = model_module._k_factor_cache[model]
+    assert [key[0] for key in entries] == [(49, 2)] * 4
+    assert sum(entry[1] for entry in entries.values()) <= 40_000
+
+
+def test_same_results_across_backends_with_all_fast_paths():
+    model, k = haldane(M=0.1, phi=1.0), hd.kmesh(30, 2)
+    results = {}
+    for name in ("jax", "torch", "autograd"):
+        with on_backend(name) as be:
+            value, grad = be.value_and_grad(lambda q: hd.sigma_xy(model, q, k, beta=5.0, filling=0.5))(be.asarray(model.default_params))
+            results[name] = (float(be.to_numpy(value)), be.to_numpy(grad))
+    for name in ("torch", "autograd"):
+        assert results[name][0] == pytest.approx(results["jax"][0], rel=1e-12)
+        assert np.allclose(results[name][1], results["jax"][1], rtol=1e-10)
