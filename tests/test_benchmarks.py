@@ -11,23 +11,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "asv_bench"))
 
 from benchmarks import models as bench_models  # noqa: E402
 
-CLASSES = [bench_models.HamiltonianAndEigh, bench_models.HallAcrossModels, bench_models.ShiftAcrossModels]
 
-
-@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("stage", bench_models.GRID_STAGES)
 @pytest.mark.parametrize("model", bench_models.MODELS)
-def test_benchmark_runs_at_the_smallest_size(cls, model):
-    backend = "numpy" if "numpy" in cls.params[0] else "autograd"
-    bench = cls()
+def test_every_stage_runs_at_the_smallest_size(model, stage):
+    from hamdesign.bench import grid_case
+
+    case = grid_case(stage, model, "small")
+    backend = "autograd" if case is not None and case.needs_grad else "numpy"
+    bench = bench_models.Stages()
     try:
-        bench.setup(backend, model, "small")
+        bench.setup(backend, model, stage, "small")
     except NotImplementedError:
-        assert cls is bench_models.HallAcrossModels and model in ("kondo_chain", "random3d16")
+        assert case is None  # only stages that do not apply to the model are skipped
         return
-    methods = [m for m in dir(bench) if m.startswith(("time_", "peakmem_"))]
-    assert methods
-    for name in methods:
-        getattr(bench, name)(backend, model, "small")
+    bench.time_stage(backend, model, stage, "small")
+
+
+def test_the_grid_covers_every_model_and_stage():
+    from hamdesign.bench import grid_cases
+
+    cases = grid_cases("small")
+    assert {c.name.split(":")[1] for c in cases} == set(bench_models.MODELS)
+    assert {c.name.split(":")[0] for c in cases} == set(bench_models.GRID_STAGES)
+    # σ_xy needs 2D/3D, the photocurrent eV and Å, the design step a preset
+    assert "hall_value:kondo_chain" not in {c.name for c in cases}
+    assert {c.name for c in cases if c.name.startswith("photocurrent")} == {"photocurrent_value_and_grad:kondo_chain", "photocurrent_value_and_grad:random3d16"}
+
+
+def test_peak_memory_benchmark_builds_its_case():
+    bench = bench_models.PeakMemory()
+    bench_models._build(bench, "numpy", "haldane", "hall_value", "small")
+    bench.peakmem_stage("numpy", "haldane", "hall_value")
 
 
 def test_random3d16_is_a_3d_model_without_inversion_symmetry():
@@ -36,7 +51,9 @@ def test_random3d16_is_a_3d_model_without_inversion_symmetry():
     import hamdesign as hd
     from hamdesign.backend import use_backend
 
-    model = bench_models.random3d16()
+    from hamdesign.bench import random3d16
+
+    model = random3d16()
     assert model.dim == 3 and model.nband == 16
     with use_backend("numpy"):
         sigma = hd.shift_conductivity(model, None, hd.kmesh(4, 3), [1.0, 2.0], components="xxx", beta=10.0, filling=0.5, eta=0.1).sigma

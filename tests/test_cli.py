@@ -170,6 +170,17 @@ def test_bench_command_runs_one_case():
     assert bad.exit_code == 2
 
 
+def test_bench_grid_prints_stages_by_model():
+    result = runner.invoke(app, ["bench", "--grid", "--backends", "numpy,autograd", "--case", "triangular", "--repeat", "1"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for stage in ("hamiltonian", "eigh", "hall_value", "hall_value_and_grad", "shift_spectrum", "design_step"):
+        assert stage in result.stdout
+    assert "triangular 24×24 k" in result.stdout and "(autograd)" in result.stdout
+    assert "photocurrent" not in result.stdout  # the triangular model has no physical units
+    bad = runner.invoke(app, ["bench", "--grid", "--size", "huge"])
+    assert bad.exit_code == 2 and "small, medium, large" in bad.output
+
+
 def test_plot_and_export_a_design_result(tmp_path):
     import tomli_w
 

@@ -1,8 +1,14 @@
-"""Quick speed comparison across the installed backends (``hamdesign bench``).
+"""Speed comparison across the installed backends (``hamdesign bench``).
+
+Two sets of cases: :data:`CASES`, six headline cases (Hall, shift current, photocurrent, one
+design step per preset), and the grid of :func:`grid_cases`, every stage (H(k), ``eigh``, σ_xy
+value and value-and-gradient, shift spectrum, photocurrent value-and-gradient, one design step)
+across the four benchmark models of :data:`GRID_MESHES` at one mesh size. asv_bench/ runs the same
+grid at all three sizes.
 
 Each case is timed after a warm-up call (compilation for jax), as the median of ``repeat`` runs;
 the warm-up time is reported separately. Only the public API is used, so the numbers are what a
-user gets. asv_bench/ holds the same cases as asv benchmarks with more sizes.
+user gets.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ class Case:
     description: str
     needs_grad: bool
     build: Callable  # (backend) -> (fn, args)
+    mesh: str = ""  # the grid's model and k-mesh, e.g. "haldane 30×30 k"
 
 
 def _hall_case(nk: int) -> Case:
@@ -68,7 +75,7 @@ def _design_step_case(preset: str) -> Case:
         step = be.jit(be.value_and_grad(run.objective, has_aux=True))
         return step, (be.asarray(run.initial_theta(0)), be.asarray(run.beta(0)))
 
-    return Case(f"design_step_{preset}", f"one design step (objective + gradient) of the {preset} preset", True, build)
+    return Case(f"design_step_{preset}", f"one design step (objective + gradient) of the {preset} preset (its own mesh)", True, build)
 
 
 CASES: tuple[Case, ...] = (
@@ -79,6 +86,122 @@ CASES: tuple[Case, ...] = (
     _design_step_case("triangular"),
     _design_step_case("photovoltaic"),
 )
+
+
+# ------------------------------------------------------------------------------ the model grid
+#: k-mesh per benchmark model and size (points per direction; the models are 2D, 2D, 1D and 3D).
+GRID_MESHES: dict[str, dict[str, int]] = {
+    "haldane": {"small": 30, "medium": 100, "large": 200},
+    "triangular": {"small": 24, "medium": 48, "large": 96},
+    "kondo_chain": {"small": 64, "medium": 256, "large": 1024},
+    "random3d16": {"small": 4, "medium": 8, "large": 12},
+}
+GRID_SIZES = ("small", "medium", "large")
+GRID_STAGES = ("hamiltonian", "eigh", "hall_value", "hall_value_and_grad", "shift_spectrum", "photocurrent_value_and_grad", "design_step")
+#: The design preset whose model each benchmark model is (the design-step stage).
+PRESET_OF_MODEL = {"haldane": "haldane", "triangular": "triangular", "kondo_chain": "photovoltaic"}
+#: Photon energies of the shift-spectrum stage, in the model's energy unit.
+GRID_OMEGA = np.linspace(0.05, 4.0, 200)
+
+
+def random3d16(seed: int = 0):
+    """A 16-orbital cubic model (eV, Å) with random on-site energies and complex first-neighbour hoppings.
+
+    No symmetry: every tensor component is non-zero, and nothing can be skipped.
+    """
+    from .lattice import Lattice
+    from .model import TightBinding
+
+    rng = np.random.default_rng(seed)
+    norb = 16
+    params, hops = {}, []
+    for i in range(norb):
+        params[f"e{i}"] = float(rng.normal())
+        hops.append((i, i, (0, 0, 0), f"e{i}"))
+    for i in range(norb):
+        for j in range(norb):
+            for R in ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)):
+                if (R == (0, 0, 0) and j <= i) or rng.uniform() < 0.7:
+                    continue
+                name = f"t{i}_{j}_{''.join(map(str, R))}"
+                params[name], params[f"a_{name}"] = float(rng.normal(scale=0.5)), float(rng.uniform(-3, 3))
+                hops.append((i, j, R, f"{name}*exp(i*a_{name})"))
+    lattice = Lattice(3.0 * np.eye(3))
+    return TightBinding.build(lattice, rng.uniform(0, 1, size=(norb, 3)), hops, params, name="random3d16", energy_unit="eV", length_unit="Å")
+
+
+def grid_model(name: str):
+    """A benchmark model by name: a built-in model, or :func:`random3d16`."""
+    from .models import get_model
+
+    return random3d16() if name == "random3d16" else get_model(name)
+
+
+def grid_case(stage: str, model_name: str, size: str) -> Case | None:
+    """The benchmark of ``stage`` on ``model_name`` at ``size``, or None where the stage does not apply.
+
+    σ_xy needs a 2D or 3D model; the photocurrent needs a model in eV and Å; the design step exists
+    for the models of the presets (:data:`PRESET_OF_MODEL`) and does not depend on ``size``.
+    """
+    import hamdesign as hd
+
+    nk = GRID_MESHES[model_name][size]
+    model = grid_model(model_name)
+    label = f"{model_name} {nk}{'×' + str(nk) if model.dim > 1 else ''}{'×' + str(nk) if model.dim > 2 else ''} k"
+    k = hd.kmesh(nk, model.dim)
+    start = model.default_params
+    name = f"{stage}:{model_name}"
+
+    def params(be):
+        return (be.asarray(start),)
+
+    def case(description: str, needs_grad: bool, build) -> Case:
+        return Case(name, f"{description}, {label}", needs_grad, build, mesh=label)
+
+    if stage == "hamiltonian":
+        return case("H(k)", False, lambda be: (be.jit(lambda p: hd.hamiltonian(model, p, k)), params(be)))
+    if stage == "eigh":
+        return case("eigh of H(k)", False, lambda be: (be.jit(be.eigh), (hd.hamiltonian(model, be.asarray(start), k),)))
+    if stage in ("hall_value", "hall_value_and_grad"):
+        if model.dim < 2:
+            return None
+
+        def hall(p):
+            return hd.sigma_xy(model, p, k, beta=5.0, filling=0.5)
+
+        if stage == "hall_value":
+            return case("σ_xy at half filling", False, lambda be: (be.jit(hall), params(be)))
+        return case("σ_xy value + gradient", True, lambda be: (be.jit(be.value_and_grad(hall)), params(be)))
+    if stage == "shift_spectrum":
+        component = "yyy" if model.dim == 2 else "xxx"
+
+        def spectrum(p):
+            return hd.shift_conductivity(model, p, k, GRID_OMEGA, components=component, beta=38.68, filling=0.5, eta=0.05).sigma
+
+        return case(f"shift spectrum σ^{component} (200 ω)", False, lambda be: (be.jit(spectrum), params(be)))
+    if stage == "photocurrent_value_and_grad":
+        if (model.energy_unit, model.length_unit) != ("eV", "Å"):
+            return None
+
+        def current(p):
+            return hd.photocurrent(model, p, k, beta=38.68, filling=0.5)["total"]
+
+        return case("solar photocurrent value + gradient", True, lambda be: (be.jit(be.value_and_grad(current)), params(be)))
+    if stage == "design_step":
+        preset = PRESET_OF_MODEL.get(model_name)
+        if preset is None:
+            return None
+        step = _design_step_case(preset)
+        return Case(name, step.description, True, step.build, mesh=f"{model_name}, `{preset}` preset's mesh")
+    raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(GRID_STAGES)}")
+
+
+def grid_cases(size: str = "small", *, stages=GRID_STAGES, models=tuple(GRID_MESHES)) -> list[Case]:
+    """Every applicable (stage, model) case at ``size``, stage by stage."""
+    if size not in GRID_SIZES:
+        raise ValueError(f"size must be one of {', '.join(GRID_SIZES)}, got {size!r}")
+    cases = (grid_case(stage, model, size) for stage in stages for model in models)
+    return [c for c in cases if c is not None]
 
 
 def _block(be, out):

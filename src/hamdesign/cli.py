@@ -625,42 +625,55 @@ def export(
         typer.echo(str(path))
 
 
+def _duration(seconds: float) -> str:
+    """3 significant digits in µs below a millisecond, ms below 10 s."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1.0 else f"{seconds * 1e3:.0f} ms"
+
+
 @app.command()
 @user_errors
 def bench(
     backends_: Annotated[Optional[str], typer.Option("--backends", help="Comma list of backends (default: all installed).")] = None,
     repeat: Annotated[int, typer.Option("--repeat", help="Timed repetitions per case (median reported).")] = 5,
     case: Annotated[Optional[str], typer.Option("--case", help="Only cases whose name contains this text.")] = None,
+    grid: Annotated[bool, typer.Option("--grid", help="Every stage (H(k), eigh, σ_xy, its gradient, shift spectrum, photocurrent, design step) on every benchmark model (haldane, triangular, kondo_chain, random3d16) instead of the six headline cases.")] = False,
+    size: Annotated[str, typer.Option("--size", help="Mesh size for --grid: small, medium or large (k-meshes in docs/performance.md).")] = "small",
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
-    """A quick speed table across backends: Hall, shift current, photocurrent, one design step per preset."""
+    """A quick speed table across backends: Hall, shift current, photocurrent, one design step per preset (--grid: every stage on every model)."""
     from .backend import available_backends
-    from .bench import CASES, run_benchmarks
+    from .bench import CASES, GRID_SIZES, grid_cases, run_benchmarks
     from .errors import ParameterError
 
     names = [b.strip() for b in backends_.split(",")] if backends_ else available_backends()
     if repeat < 1:
         raise ParameterError("--repeat must be at least 1")
-    cases = [c for c in CASES if case is None or case in c.name]
+    if size not in GRID_SIZES:
+        raise ParameterError(f"--size must be one of {', '.join(GRID_SIZES)}, got {size!r}")
+    pool = grid_cases(size) if grid else list(CASES)
+    cases = [c for c in pool if case is None or case in c.name]
     if not cases:
-        raise ParameterError(f"--case {case!r} matches none of: {', '.join(c.name for c in CASES)}")
+        raise ParameterError(f"--case {case!r} matches none of: {', '.join(c.name for c in pool)}")
     console = _console()
-    rows = run_benchmarks(names, repeat=repeat, cases=cases, progress=None if (as_json or STATE.quiet) else lambda r: console.print(f"  {r['case']} [{r['backend']}]: {1e3 * r['median_s']:.1f} ms", highlight=False))
+    rows = run_benchmarks(names, repeat=repeat, cases=cases, progress=None if (as_json or STATE.quiet) else lambda r: console.print(f"  {r['case']} ({r['backend']}): {_duration(r['median_s'])}", highlight=False, markup=False))
     if as_json:
         _print_json({"rows": rows})
         return
     from rich.table import Table
 
-    table = Table(title="hamdesign bench: steady-state median per call (warm-up / compile time in brackets)", caption="; ".join(f"{c.name}: {c.description}" for c in cases))
-    table.add_column("case")
+    table = Table(title="hamdesign bench: steady-state median per call (warm-up / compile time in brackets)")
+    table.add_column("stage" if grid else "case")
+    table.add_column("model, k-mesh" if grid else "what")
     for name in names:
         table.add_column(name, justify="right")
     for c in cases:
         cells = []
         for name in names:
             row = next(r for r in rows if r["case"] == c.name and r["backend"] == name)
-            cells.append("-" if row["median_s"] is None else f"{1e3 * row['median_s']:.1f} ms ({row['warmup_s']:.2f} s)")
-        table.add_row(c.name, *cells)
+            cells.append("-" if row["median_s"] is None else f"{_duration(row['median_s'])} ({row['warmup_s']:.2f} s)")
+        table.add_row(*((c.name.split(":")[0], c.mesh) if grid else (c.name, c.description)), *cells)
     console.print(table)
 
 
