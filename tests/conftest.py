@@ -124,4 +124,6 @@ def strict_adapter():
         matmul=strict.matmul,
         while_loop=eager_while_loop,
         stop_gradient=lambda x: x,
+        can_differentiate=False,
+        can_compile=False,
     )

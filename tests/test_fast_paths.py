@@ -234,3 +234,22 @@ def test_same_results_across_backends_with_all_fast_paths():
     for name in ("torch", "autograd"):
         assert results[name][0] == pytest.approx(results["jax"][0], rel=1e-12)
         assert np.allclose(results[name][1], results["jax"][1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("smearing", ["gaussian", "lorentzian"])
+@pytest.mark.parametrize("chunk", [None, 1, 7])
+def test_transitions_sum_matches_the_dense_sum(backend, smearing, chunk):
+    from hamdesign.observables.shift import smearing_function, transitions_sum
+
+    rng = np.random.default_rng(7)
+    nk, n, omega = 23, 3, np.linspace(-1.0, 3.0, 17)
+    energies = np.sort(rng.normal(size=(nk, n)), axis=1)
+    weights = rng.normal(size=(2, nk, n, n)) * (1 - np.eye(n))  # f_nm = 0 on the diagonal, as for every caller
+    got = backend.to_numpy(
+        transitions_sum(backend.asarray(weights), backend.asarray(energies), omega, eta=0.3, smearing=smearing, chunk=chunk)
+    )
+    with on_backend("numpy"):
+        gaps = energies[:, None, :] - energies[:, :, None]  # ε_m − ε_n at [k, n, m]
+        delta = np.asarray(smearing_function(gaps[..., None] - omega, eta=0.3, kind=smearing))
+    dense = np.sum(weights[..., None] * delta[None], axis=(1, 2, 3))
+    assert np.allclose(got, dense, rtol=1e-13, atol=1e-13 * np.abs(dense).max())

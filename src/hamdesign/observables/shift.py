@@ -185,25 +185,59 @@ def pair_difference(d, /):
     return xp.expand_dims(d, axis=-1) - xp.expand_dims(d, axis=-2)
 
 
+#: Bytes of one (transitions × ω) block of δ(ε_m − ε_n − ω): small enough to stay in cache. Torch's
+#: CPU allocator hands large blocks back to the OS, so every 100 MB block was fresh memory to fault
+#: in; 4 MiB blocks made the hBN 100×100 spectrum 4× faster on torch, 2.7× on NumPy, 2.7× under jit.
+TRANSITIONS_CHUNK_BYTES = 4 * 2**20
+#: Under ``jit`` every block is a copy of the computation in the traced graph: at most this many.
+MAX_TRACED_TRANSITION_CHUNKS = 16
+
+
 def transitions_sum(weights, energies, omega: np.ndarray, /, *, eta: float, smearing: str, chunk: int | None = None):
     """S[c, j] = Σ_{k,n,m} W[c,k,n,m] δ(ε_m − ε_n − ω_j), evaluated in k-chunks with one matmul each.
 
     ``weights`` (ncomp, nk, n, n) indexed [c, k, n, m]; ``energies`` (nk, n); returns (ncomp, nomega).
+    The n = m terms are left out: every caller's weight carries f_nm = f_n − f_m, which is 0 there.
+    The δ of width η is evaluated as its shape in x/η and normalised once at the end, which saves
+    two of six passes over the (transitions × ω) block, the dominant cost of a spectrum.
     """
     be = _backend.current()
     xp = be.xp
     ncomp, nk, n, _ = weights.shape
-    w = be.asarray(np.asarray(omega, dtype=float))
-    size = chunk or max(1, int(DEFAULT_CHUNK_BYTES // (n * n * len(omega) * 8 * 4)))
+    eta = float(eta)
+    scaled_omega = xp.reshape(be.asarray(np.asarray(omega, dtype=float) / eta), (1, -1))
+    pairs = be.asarray(np.flatnonzero(~np.eye(n, dtype=bool))) if n > 1 else None
+    npair = max(n * (n - 1), 1)
+    size = chunk or max(1, int(TRANSITIONS_CHUNK_BYTES // (npair * len(omega) * 8)))
+    if chunk is None and be.can_compile:
+        size = max(size, -(-nk // MAX_TRACED_TRANSITION_CHUNKS))
     total = None
     for start in range(0, nk, size):
         stop = min(start + size, nk)
         e = energies[start:stop, ...]
-        omega_mn = xp.reshape(-pair_difference(e), (-1, 1))  # ε_m − ε_n at [k, n, m]
-        delta = smearing_function(omega_mn - xp.reshape(w, (1, -1)), eta=eta, kind=smearing)
-        part = xp.matmul(xp.reshape(weights[:, start:stop, ...], (ncomp, -1)), delta)
+        omega_mn = xp.reshape(-pair_difference(e), (stop - start, n * n))  # ε_m − ε_n at [k, n·n + m]
+        w = xp.reshape(weights[:, start:stop, ...], (ncomp, stop - start, n * n))
+        if pairs is not None:
+            omega_mn, w = xp.take(omega_mn, pairs, axis=1), xp.take(w, pairs, axis=2)
+        shape = _smearing_shape(xp.reshape(omega_mn, (-1, 1)) * (1.0 / eta) - scaled_omega, kind=smearing)
+        part = xp.matmul(xp.reshape(w, (ncomp, -1)), shape)
         total = part if total is None else total + part
-    return total
+    return total * _smearing_norm(eta, smearing)
+
+
+def _smearing_shape(u, /, *, kind: str):
+    """δ(x) η / norm as a function of u = x/η: exp(−u²) (Gaussian) or 1/(1 + u²) (Lorentzian)."""
+    xp = _backend.current().xp
+    if kind == "gaussian":
+        return xp.exp(-(u * u))
+    if kind == "lorentzian":
+        return 1.0 / (u * u + 1.0)
+    raise ParameterError(f"smearing must be one of {', '.join(SMEARINGS)}, got {kind!r}")
+
+
+def _smearing_norm(eta: float, kind: str) -> float:
+    """The factor turning :func:`_smearing_shape` into :func:`smearing_function`: 1/(√π η) or 1/(π η)."""
+    return float(1.0 / (np.sqrt(np.pi) * eta) if kind == "gaussian" else 1.0 / (np.pi * eta))
 
 
 # ------------------------------------------------------------------------------------ integrand
