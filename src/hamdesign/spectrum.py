@@ -200,12 +200,12 @@ def chemical_potential(energies, /, *, filling: float, beta: float, iterations: 
     """μ such that the mean over k of Σ_n f(ε_nk − μ) equals ``filling × nband``.
 
     The root of the monotone N(μ) is found on gradient-stopped energies by a safeguarded Newton
-    iteration written with array operations (a fixed number of steps, so it traces under ``jit``):
-    it starts from the T = 0 estimate (midway between the highest occupied and lowest empty level
-    (:func:`_zero_temperature_levels`), i.e. mid-gap in an insulator, where it stays once N(μ) = N*
-    to 1e-14), keeps a bracket [lo, hi] with N(lo) ≤ N* ≤ N(hi), bisects whenever a Newton step
-    would leave it, and stops when converged (``be.while_loop``; at most ``iterations`` steps). A final Newton step on
-    the live energies carries the implicit-function derivative
+    iteration inside the backend's ``while_loop`` (so it traces under ``jit``): it starts from the
+    T = 0 estimate (midway between the highest occupied and lowest empty level, see
+    :func:`_zero_temperature_levels`; mid-gap in an insulator, where it stays once N(μ) = N* to
+    1e-14), keeps a bracket [lo, hi] with N(lo) ≤ N* ≤ N(hi), bisects whenever a Newton step would
+    leave it, and stops when converged (at most ``iterations`` steps). A final Newton step on the
+    live energies carries the implicit-function derivative
 
         dμ = Σ_nk f'(ε_nk − μ) dε_nk / Σ_nk f'(ε_nk − μ),
 
