@@ -253,3 +253,15 @@ def test_transitions_sum_matches_the_dense_sum(backend, smearing, chunk):
         delta = np.asarray(smearing_function(gaps[..., None] - omega, eta=0.3, kind=smearing))
     dense = np.sum(weights[..., None] * delta[None], axis=(1, 2, 3))
     assert np.allclose(got, dense, rtol=1e-13, atol=1e-13 * np.abs(dense).max())
+
+
+def test_unsymmetrised_bloch_terms_are_hermitian_to_round_off(numpy_backend):
+    from hamdesign.model import bloch_terms
+
+    model, k = random_model(3, dim=2, seed=11), hd.kmesh(9, 2)
+    exact = bloch_terms(model, None, k, order=2, components=(0, 1))
+    raw = bloch_terms(model, None, k, order=2, components=(0, 1), symmetrise=False)
+    for x, y in [(exact[0], raw[0]), *((exact[1][a], raw[1][a]) for a in (0, 1)), *((exact[2][p], raw[2][p]) for p in exact[2])]:
+        x, y = np.asarray(x), np.asarray(y)
+        assert np.allclose(x, np.conj(np.swapaxes(x, -1, -2)), rtol=0, atol=0)  # (X + X†)/2 is exactly Hermitian
+        assert np.max(np.abs(y - x)) <= 1e-14 * np.max(np.abs(x))

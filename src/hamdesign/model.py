@@ -385,13 +385,15 @@ def _geometry(model: TightBinding, kfrac: np.ndarray):
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
-def bloch_terms(model: TightBinding, params, kfrac, /, *, order: int = 2, components=(0, 1, 2)):
+def bloch_terms(model: TightBinding, params, kfrac, /, *, order: int = 2, components=(0, 1, 2), symmetrise: bool = True):
     """H(k) and the requested Cartesian derivatives as separate arrays (no stacking).
 
     Returns ``(H, v, w)`` with ``v`` a dict a → ∂H/∂k_a and ``w`` a dict (a, b) → ∂²H/∂k_a∂k_b
     (both orders of a pair share one array) for a, b in ``components``; ``v``/``w`` are empty dicts
     below the requested order. Separate arrays keep reverse-mode cheap: slicing a stacked array
-    costs a scatter of the whole stack in autograd's backward pass.
+    costs a scatter of the whole stack in autograd's backward pass. Each matrix is Hermitian by
+    construction (every bond comes with its partner) up to round-off; ``symmetrise`` makes it so
+    exactly, (X + X†)/2, which a caller that symmetrises anyway may skip.
     """
     if order not in (0, 1, 2):
         raise ValueError("order must be 0, 1 or 2")
@@ -409,7 +411,8 @@ def bloch_terms(model: TightBinding, params, kfrac, /, *, order: int = 2, compon
         return xp.reshape(be.matmul(e_R, weighted), (nk, n, n))
 
     hr = bloch_sum()
-    h = _hermitian(hr * phi_b, xp)
+    hermitian = (lambda x: _hermitian(x, xp)) if symmetrise else (lambda x: x)
+    h = hermitian(hr * phi_b)
     v: dict = {}
     w: dict = {}
     if order == 0:
@@ -417,12 +420,12 @@ def bloch_terms(model: TightBinding, params, kfrac, /, *, order: int = 2, compon
     d = {a: be.asarray(delta[a].astype(complex)) for a in components}
     hr_a = {a: bloch_sum(R[:, a]) for a in components}
     for a in components:
-        v[a] = _hermitian(1j * (hr_a[a] + d[a] * hr) * phi_b, xp)
+        v[a] = hermitian(1j * (hr_a[a] + d[a] * hr) * phi_b)
     if order == 2:
         for a, b in _PAIRS:
             if a in components and b in components:
                 hab = bloch_sum(R[:, a] * R[:, b]) + d[b] * hr_a[a] + d[a] * hr_a[b] + d[a] * d[b] * hr
-                w[(a, b)] = w[(b, a)] = _hermitian(-hab * phi_b, xp)
+                w[(a, b)] = w[(b, a)] = hermitian(-hab * phi_b)
     return h, v, w
 
 

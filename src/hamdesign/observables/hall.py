@@ -94,7 +94,8 @@ def two_band_berry_curvature(model: TightBinding, params, kfrac, /, *, regulator
     """
     be = _backend.current()
     xp = be.xp
-    h, v, _ = bloch_terms(model, params, kfrac, order=1, components=(0, 1))
+    # the Pauli components average each off-diagonal entry with its partner: no (X + X†)/2 needed
+    h, v, _ = bloch_terms(model, params, kfrac, order=1, components=(0, 1), symmetrise=False)
     d0, d1, d2, d3 = pauli_components(h)
     _, x1, x2, x3 = pauli_components(v[0])
     _, y1, y2, y3 = pauli_components(v[1])
