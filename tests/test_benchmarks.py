@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "asv_bench"))
@@ -26,6 +27,12 @@ def test_every_stage_runs_at_the_smallest_size(model, stage):
         assert case is None  # only stages that do not apply to the model are skipped
         return
     bench.time_stage(backend, model, stage, "small")
+    from benchmarks.common import block
+
+    from hamdesign.backend import use_backend
+
+    with use_backend(bench.be):
+        assert np.all(np.isfinite(block(bench.be, bench.fn(*bench.args))))
 
 
 def test_the_grid_covers_every_model_and_stage():
@@ -39,10 +46,26 @@ def test_the_grid_covers_every_model_and_stage():
     assert {c.name for c in cases if c.name.startswith("photocurrent")} == {"photocurrent_value_and_grad:kondo_chain", "photocurrent_value_and_grad:random3d16"}
 
 
-def test_peak_memory_benchmark_builds_its_case():
+def test_peak_memory_benchmark_runs_the_largest_mesh():
+    import numpy as np
+
+    from hamdesign.backend import use_backend
+    from hamdesign.bench import grid_case
+
+    from benchmarks.common import block
+
     bench = bench_models.PeakMemory()
-    bench_models._build(bench, "numpy", "haldane", "hall_value", "small")
-    bench.peakmem_stage("numpy", "haldane", "hall_value")
+    bench.setup("numpy", "haldane", "shift_spectrum")
+    bench.peakmem_stage("numpy", "haldane", "shift_spectrum")
+    with use_backend("numpy") as be:
+        measured = block(be, bench.fn(*bench.args))
+        spectra = {size: block(be, (lambda fn, args: fn(*args))(*grid_case("shift_spectrum", "haldane", size).build(be))) for size in ("small", "large")}
+    assert np.max(np.abs(spectra["large"])) > 0
+    np.testing.assert_array_equal(measured, spectra["large"])  # the 200×200 mesh, not a smaller one
+    assert not np.array_equal(measured, spectra["small"])
+    for backend, model, stage in (("numpy", "haldane", "hall_value_and_grad"), ("autograd", "kondo_chain", "hall_value_and_grad")):
+        with pytest.raises(NotImplementedError):  # no gradient on numpy; no σ_xy for a 1D chain
+            bench.setup(backend, model, stage)
 
 
 def test_random3d16_is_a_3d_model_without_inversion_symmetry():
