@@ -147,7 +147,7 @@ def grid_case(stage: str, model_name: str, size: str) -> Case | None:
 
     nk = GRID_MESHES[model_name][size]
     model = grid_model(model_name)
-    label = f"{model_name} {nk}{'×' + str(nk) if model.dim > 1 else ''}{'×' + str(nk) if model.dim > 2 else ''} k"
+    label = f"{model_name} {'×'.join([str(nk)] * model.dim)} k"
     k = hd.kmesh(nk, model.dim)
     start = model.default_params
     name = f"{stage}:{model_name}"

@@ -626,7 +626,7 @@ def export(
 
 
 def _duration(seconds: float) -> str:
-    """3 significant digits in µs below a millisecond, ms below 10 s."""
+    """A benchmark time for a table: whole µs below 1 ms, 3 significant digits in ms below 1 s, whole ms above."""
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"
     return f"{seconds * 1e3:.3g} ms" if seconds < 1.0 else f"{seconds * 1e3:.0f} ms"
