@@ -36,7 +36,7 @@ def test_evaluate_haldane_json_through_console_script():
     for key in ("observable", "sigma_xy", "chern", "units", "backend"):
         assert key in data
     assert data["observable"] == "hall" and data["backend"] == "numpy"
-    assert data["sigma_xy"] == pytest.approx(-1.0, abs=1e-6)
+    assert data["sigma_xy"] == pytest.approx(1.0, abs=1e-6)
     assert [round(c) for c in data["chern"]] == [-1, 1]
 
 
@@ -54,7 +54,7 @@ def test_fixed_mu_on_every_backend(name):
     result = runner.invoke(app, ["--backend", name, "evaluate", "haldane", "--nk", "30", "--beta", "100", "--mu", "0", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["mu"] == 0.0 and data["sigma_xy"] == pytest.approx(-1.0, abs=1e-3)
+    assert data["mu"] == 0.0 and data["sigma_xy"] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_evaluate_reference_tb_dat_gives_six():
@@ -62,7 +62,7 @@ def test_evaluate_reference_tb_dat_gives_six():
     result = runner.invoke(app, ["--backend", "numpy", "evaluate", str(path), "--nk", "48", "--beta", "200", "--filling", "0.5", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["sigma_xy"] == pytest.approx(-6.0, abs=0.02)
+    assert data["sigma_xy"] == pytest.approx(6.0, abs=0.02)
     assert data["chern_rounded"] == [-5, -1, 3, 3]
 
 

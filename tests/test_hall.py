@@ -43,7 +43,7 @@ def test_sigma_xy_tends_to_chern_number_as_beta_grows(numpy_backend):
     m = haldane()
     k = kmesh(90, 2)
     values = [float(sigma_xy(m, m.default_params, k, beta=b, mu=0.0)) for b in (0.5, 2.0, 10.0, 200.0)]
-    assert abs(values[-1] - (-1.0)) < 1e-6
+    assert abs(values[-1] - 1.0) < 1e-6
     assert np.all(np.diff(np.abs(values)) > 0)  # |σ| grows monotonically towards |C| = 1
 
 
@@ -181,7 +181,7 @@ def test_hall_report_units_and_bulk_value(numpy_backend):
     assert report["units"]["sigma_xy"] == "e^2/h per layer"
     h = haldane()
     rep = hall_report(h, None, 60, beta=200.0, mu=0.0)
-    assert rep["sigma_xy"] == pytest.approx(-1.0, abs=1e-6)
+    assert rep["sigma_xy"] == pytest.approx(1.0, abs=1e-6)
     assert rep["sigma_xy_bulk_S_per_cm"] is None  # dimensionless Haldane units have no S/cm
 
 

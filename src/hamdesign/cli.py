@@ -219,6 +219,34 @@ class Parts(str, Enum):
     injection = "injection"
 
 
+class PositionMatrix(str, Enum):
+    diagonal = "diagonal"
+    full = "full"
+
+
+def parse_mu(text: str | None):
+    """--mu: a number, or START:STOP:COUNT (inclusive, model energy unit) for a Fermi-level scan."""
+    import numpy as np
+
+    from .errors import ParameterError
+
+    if text is None:
+        return None
+    try:
+        if ":" not in text:
+            value = float(text)
+            if not np.isfinite(value):
+                raise ValueError
+            return value
+        start, stop, count = text.split(":")
+        start, stop, count = float(start), float(stop), int(count)
+    except ValueError as err:
+        raise ParameterError(f"--mu must be a finite number or START:STOP:COUNT, got {text!r}") from err
+    if count < 1 or not (np.isfinite(start) and np.isfinite(stop)) or stop < start:
+        raise ParameterError(f"--mu {text!r}: need START <= STOP and COUNT >= 1")
+    return np.linspace(start, stop, count)
+
+
 def parse_omega(text: str, model):
     """START:STOP:COUNT (inclusive, eV) → photon energies in the model's energy unit."""
     import numpy as np
@@ -305,7 +333,7 @@ def evaluate(
     beta: Annotated[Optional[float], typer.Option("--beta", help="Inverse temperature 1/k_BT in 1/(model energy unit).")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-T", help="k_BT in the model's energy unit (kelvin with --kelvin).")] = None,
     kelvin: Annotated[bool, typer.Option("--kelvin", help="Read --temperature in kelvin.")] = False,
-    mu: Annotated[Optional[float], typer.Option("--mu", help="Chemical potential in the model's energy unit.")] = None,
+    mu: Annotated[Optional[str], typer.Option("--mu", help="Chemical potential in the model's energy unit; for hall also START:STOP:COUNT, a Fermi-level scan in one pass over k.")] = None,
     filling: Annotated[Optional[float], typer.Option("--filling", help="Fraction of bands occupied, 0..1 (default 0.5 when --mu is not given); μ solved at the given temperature (safeguarded Newton).")] = None,
     params: Annotated[Optional[Path], typer.Option("--params", help="JSON/TOML file mapping parameter names to values (or a result.json with a 'parameters' table).")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override one parameter: NAME=VALUE (repeatable).")] = [],  # noqa: B006
@@ -320,6 +348,7 @@ def evaluate(
     polarisation: Annotated[Polarisation, typer.Option("--polarisation", help="along: linearly polarised along the current; unpolarised: average of x and y (light along z).")] = Polarisation.along,
     parts: Annotated[Parts, typer.Option("--parts", help="Which photocurrent the headline number is: shift + injection, or one part.")] = Parts.both,
     direction: Annotated[str, typer.Option("--direction", help="Current direction for the photocurrent: x, y or z.")] = "x",
+    position_matrix: Annotated[PositionMatrix, typer.Option("--position-matrix", help="hall: diagonal (tight-binding convention, orbital centres only) or full (adds the off-diagonal Wannier position matrix of a _tb.dat, Wang et al. 2006).")] = PositionMatrix.diagonal,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Evaluate an observable of a model and print it (a table, or JSON with --json)."""
@@ -335,11 +364,16 @@ def evaluate(
     values.update(_parse_sets(set_))
     p = tb.params_from(values)
     b = resolve_temperature(tb, beta=beta, temperature=temperature, kelvin=kelvin)
+    mu = parse_mu(mu)
     if mu is None and filling is None:
         filling = 0.5
+    if observable is not Observable.hall and not isinstance(mu, (float, type(None))):
+        raise ParameterError("a --mu scan (START:STOP:COUNT) is available for --observable hall; give one μ for the others")
+    if observable is not Observable.hall and position_matrix is PositionMatrix.full:
+        raise ParameterError("--position-matrix full is available for --observable hall")
     be = current()
     if observable is Observable.hall:
-        report = hall_report(tb, p, nk, beta=b, mu=mu, filling=filling, thickness=thickness)
+        report = hall_report(tb, p, nk, beta=b, mu=mu, filling=filling, thickness=thickness, position_matrix=position_matrix.value)
     elif observable is Observable.photocurrent:
         from .observables.photocurrent import photocurrent_report
 
@@ -412,17 +446,46 @@ def _print_spectrum(report: dict) -> None:
 def _print_hall(report: dict, tb) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{report['model']}: anomalous Hall response ({report['backend']} backend)")
+    title = f"{report['model']}: anomalous Hall response ({report['backend']} backend, position matrix {report['position_matrix']})"
+    if isinstance(report["mu"], list):
+        _print_hall_scan(report, tb, title)
+        return
+    table = Table(title=title)
     table.add_column("quantity")
     table.add_column("value")
-    table.add_row("σ_xy", f"{report['sigma_xy']:.6f} e²/h per layer")
-    if report["sigma_xy_bulk_S_per_cm"] is not None:
-        table.add_row("σ_xy (bulk)", f"{report['sigma_xy_bulk_S_per_cm']:.4g} S/cm (layer spacing {report['layer_spacing']:g} {tb.length_unit})")
-    table.add_row("band Chern numbers", ", ".join(f"{c:+.4f}" for c in report["chern"]))
+    if "sigma_bulk_S_per_cm" in report:
+        for plane, value in report["sigma_bulk_S_per_cm"].items():
+            table.add_row(f"σ_{plane}", f"{value:.6g} S/cm")
+    else:
+        table.add_row("σ_xy", f"{report['sigma_xy']:.6f} e²/h per layer")
+        if report["sigma_xy_bulk_S_per_cm"] is not None:
+            table.add_row("σ_xy (bulk)", f"{report['sigma_xy_bulk_S_per_cm']:.4g} S/cm (layer spacing {report['layer_spacing']:g} {tb.length_unit})")
+        table.add_row("band Chern numbers", ", ".join(f"{c:+.4f}" for c in report["chern"]))
     table.add_row("μ", f"{report['mu']:.6g} {tb.energy_unit}")
     table.add_row("β", f"{report['beta']:g} 1/{tb.energy_unit}")
     table.add_row("k-mesh", "×".join(map(str, report["nk"])))
-    table.add_row("global band gaps", ", ".join(f"{g:.4g}" for g in report["band_gaps"]))
+    gaps = report["gaps_above_band"]
+    if gaps:
+        table.add_row(
+            f"gap above band n (min over the mesh, {tb.energy_unit}; < 0: bands overlap)", ", ".join(f"{n}: {g:.4g}" for n, g in gaps.items())
+        )
+    _console().print(table)
+
+
+def _print_hall_scan(report: dict, tb, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title + f", {len(report['mu'])} Fermi levels")
+    table.add_column(f"μ ({tb.energy_unit})")
+    if "sigma_bulk_S_per_cm" in report:
+        columns = [(f"σ_{p} (S/cm)", v) for p, v in report["sigma_bulk_S_per_cm"].items()]
+    else:
+        columns = [("σ_xy (e²/h per layer)", report["sigma_xy"])]
+    for label, _ in columns:
+        table.add_column(label)
+    step = max(1, len(report["mu"]) // 20)
+    for i in range(0, len(report["mu"]), step):
+        table.add_row(f"{report['mu'][i]:.4g}", *[f"{values[i]:.6g}" for _, values in columns])
     _console().print(table)
 
 

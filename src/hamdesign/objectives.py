@@ -12,7 +12,7 @@ import numpy as np
 from . import backend as _backend
 from .errors import ParameterError
 from .model import TightBinding
-from .observables.hall import curvature_on_mesh, hall_prefactor, resolve_mu
+from .observables.hall import curvature_on_mesh, hall_prefactor, resolve_mu, sigma_xy_from_curvature
 from .parametrize import Parametrization
 from .spectrum import fermi
 
@@ -72,7 +72,7 @@ def hall_objective(
         energies, omega = curvature_on_mesh(model, params, kfrac)
         mu_value = resolve_mu(energies, beta=beta, mu=mu, filling=filling)
         nk = energies.shape[0]
-        sigma = prefactor * xp.sum(fermi(energies - mu_value, beta) * omega) / nk
+        sigma = sigma_xy_from_curvature(model, energies, omega, mu=mu_value, beta=beta)
         chern = prefactor * xp.sum(omega, axis=0) / nk
         loss = _goal_loss(sigma, goal, target)
         gap = gap_at_filling(energies, filling, xp=xp) if filling is not None else 0.0 * sigma

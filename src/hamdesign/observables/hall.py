@@ -1,44 +1,97 @@
-"""Anomalous Hall effect: Berry curvature Ω_n(k), band Chern numbers and σ_xy (e²/h per layer).
+"""Anomalous Hall effect: Berry curvature, band Chern numbers and the anomalous Hall conductivity.
 
-Formulas (PHYSICS.md §2; ħ = e = 1 inside)::
+Formulas (PHYSICS.md §2; ħ = e = 1 inside; Wang, Yates, Souza & Vanderbilt, PRB 74, 195118 (2006))::
 
-    Ω_n(k) = −2 Im Σ_{m≠n} v^x_nm v^y_mn  g(ε_n − ε_m),       g(Δ) = Δ² / (Δ⁴ + δ⁴)
-    C_n    = (1/2π) ∫_BZ Ω_n d²k
-    σ_xy   = (e²/h) Σ_n (1/2π) ∫_BZ f(ε_n − μ) Ω_n d²k                 (per layer)
+    Ω^c_n(k) = −2 Im Σ_{m≠n} v^a_nm v^b_mn  g(ε_n − ε_m),     (a, b, c) cyclic,  g(Δ) = Δ² / (Δ⁴ + δ⁴)
+    C_n      = (1/2π) ∫_BZ Ω^z_n d²k
+    σ_xy     = −(e²/h) Σ_n (1/2π) ∫_BZ f(ε_n − μ) Ω^z_n d²k                 (2D, e²/h per layer)
+    σ_ab     = −(e²/ħ) ∫_BZ d³k/(2π)³ Σ_n f(ε_n − μ) Ω^c_n                   (3D, S/cm)
+
+This is the physical sign (electron charge −e) used by wannier90's postw90 and by WannierBerri:
+bcc Fe magnetised along +z has σ_xy > 0. With occupied bands of total Chern number C,
+σ_xy → −C e²/h as T → 0 (Haldane at M = 0, φ = +π/2, t2 = 0.1: C = (−1, +1), σ_xy = +1 e²/h).
+The original work's code used the opposite sign of Ω; its σ_xy values have the sign used here.
 
 g(Δ) = Re 1/(Δ² + iδ²) is the regularised 1/Δ² (the original work used (Δε)² + iδ): it equals
 1/Δ² to relative order (δ/Δ)⁴ and is 0 where bands touch, so values and gradients stay finite at
 degeneracies. δ = ``regulator`` (default 1e-6 energy units) changes gapped results by < 1e-12
-relative for gaps above 1e-3. Sign: with a_1 = (1,0), a_2 = (½,√3/2) and the Haldane convention
-of PHYSICS.md, M = 0, φ = +π/2, t2 = 0.1 gives C = (−1, +1) for (lower, upper); the original
-work's code used the opposite sign of Ω.
+relative for gaps above 1e-3. Σ_n f_n Ω_n is unchanged by a unitary rotation inside a degenerate
+subspace (equal f there), so the conductivity does not depend on the basis ``eigh`` returns.
 
-For 3D models the k-mean runs over the 3D zone and the per-layer value is σ_xy^{3D} × d, with
-d = V_cell / |a_1 × a_2| the spacing of the lattice planes spanned by a_1, a_2; the bulk value in
-S/cm is reported beside it. For 2D models the bulk value uses the layer thickness of the lattice.
+Position matrix. ``position_matrix="diagonal"`` is the tight-binding convention (orbital centres
+only). ``"full"`` adds the off-diagonal Berry connection of a wannier90 ``_tb.dat``, Eq. (32) of
+Wang et al. 2006 written per band (see :func:`_position_terms`).
+
+Fermi-level scans: ``mu`` may be an array; the eigensystem is computed once per k-chunk and the
+occupation weights of every μ are contracted with it in one matrix product, so hundreds of μ cost
+little more than one. Memory is bounded by the k-chunk when μ is given; at a filling the energies
+and curvatures of the whole mesh are kept (μ needs every level), nk × nband × (1 + planes) floats.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import backend as _backend
-from ..errors import ModelError, ParameterError
+from ..errors import MemoryBudgetError, ModelError, ParameterError
 from ..lattice import kmesh as _kmesh
 from ..lattice import parse_nk
 from ..model import TightBinding, bloch_terms, hamiltonian_derivatives
-from ..spectrum import check_memory, checked_kmesh, sequenced, chemical_potential, chunk_size, eigensystem, fermi, k_chunks, require_positive_beta
-from ..units import sheet_to_bulk_s_per_cm
+from ..spectrum import (
+    DEFAULT_CHUNK_BYTES,
+    MATRICES_PER_K,
+    chemical_potential,
+    chunk_size,
+    eigensystem,
+    fermi,
+    k_chunks,
+    memory_budget_bytes,
+    require_positive_beta,
+    sequenced,
+)
+from ..units import E2_OVER_H, length_in_m, sheet_to_bulk_s_per_cm
 
 #: Default δ of the regularised inverse gap g(Δ) = Δ²/(Δ⁴ + δ⁴), model energy units.
 HALL_REGULATOR = 1e-6
 #: Evaluate Ω of two-orbital models from the Pauli vector (:func:`two_band_berry_curvature`).
 TWO_BAND_CLOSED_FORM = True
+#: The pseudovector components of Ω and σ: name → the plane (a, b) with (a, b, c) cyclic.
+PLANES: dict[str, tuple[int, int]] = {"yz": (1, 2), "zx": (2, 0), "xy": (0, 1)}
+#: How the position operator enters: orbital centres only, or the whole Wannier position matrix.
+POSITION_MATRIX_MODES = ("diagonal", "full")
 
 
 def _require_plane(model: TightBinding) -> None:
     if model.dim < 2:
         raise ModelError(f"the Hall response needs a 2D or 3D model; {model.name} is {model.dim}D")
+
+
+def _check_planes(model: TightBinding, planes: Sequence[str]) -> tuple[str, ...]:
+    _require_plane(model)
+    planes = tuple(planes)
+    unknown = [p for p in planes if p not in PLANES]
+    if unknown or not planes:
+        raise ParameterError(f"unknown Hall plane(s) {unknown}; choose from {', '.join(PLANES)}")
+    if model.dim == 2 and planes != ("xy",):
+        raise ModelError(f"a 2D model has only the xy Hall component, not {', '.join(p for p in planes if p != 'xy')}")
+    return planes
+
+
+def _check_position_matrix(model: TightBinding, mode: str) -> bool:
+    """True when the off-diagonal Berry connection is to be added."""
+    if mode not in POSITION_MATRIX_MODES:
+        raise ParameterError(f"position_matrix must be one of {', '.join(POSITION_MATRIX_MODES)}, got {mode!r}")
+    if mode == "diagonal":
+        return False
+    if getattr(model, "berry_connection_R", None) is None:
+        raise ModelError(
+            f"position_matrix='full' needs the Wannier position matrix; model {model.name} has none "
+            "(only wannier90 _tb.dat files carry it)"
+        )
+    return True
 
 
 def regularised_inverse_gap_squared(gaps, /, *, regulator: float):
@@ -47,21 +100,93 @@ def regularised_inverse_gap_squared(gaps, /, *, regulator: float):
     return g2 / (g2 * g2 + regulator**4)
 
 
+def regularised_inverse_gap(gaps, /, *, regulator: float):
+    """Δ / (Δ² + δ²): 1/Δ away from degeneracies, 0 at Δ = 0, smooth in between."""
+    return gaps / (gaps * gaps + regulator**2)
+
+
 def berry_curvature(model: TightBinding, params, kfrac, /, *, regulator: float = HALL_REGULATOR):
     """Band energies and Berry curvature Ω^z_n(k) on a k-batch.
 
     Returns ``(energies, omega)``, both (nk, nband): energy unit and length² (Ω = ∂_x A_y − ∂_y A_x
     with A = i<u|∇_k u>).
     """
-    _require_plane(model)
-    if model.norb == 2 and TWO_BAND_CLOSED_FORM:
-        return two_band_berry_curvature(model, params, kfrac, regulator=regulator)
+    energies, omega = curvature(model, params, kfrac, planes=("xy",), regulator=regulator)
+    return energies, omega[..., 0]
+
+
+def curvature(
+    model: TightBinding,
+    params,
+    kfrac,
+    /,
+    *,
+    planes: Sequence[str] = ("xy",),
+    regulator: float = HALL_REGULATOR,
+    position_matrix: str = "diagonal",
+):
+    """Band energies (nk, nband) and Berry curvature Ω^c_n(k) (nk, nband, len(planes)) on a k-batch.
+
+    ``planes`` names the pseudovector components ("yz" → Ω^x, "zx" → Ω^y, "xy" → Ω^z). With
+    ``position_matrix="full"`` the band-resolved curvature includes the Wannier position-matrix
+    terms (only their sum weighted by occupations is gauge invariant inside degenerate subspaces).
+    """
+    planes = _check_planes(model, planes)
+    full = _check_position_matrix(model, position_matrix)
+    if model.norb == 2 and TWO_BAND_CLOSED_FORM and not full:
+        return two_band_berry_curvature(model, params, kfrac, regulator=regulator, planes=planes)
     xp = _backend.current().xp
-    energies, _, vb, _ = eigensystem(model, params, kfrac, order=1, components=(0, 1))
-    gaps = xp.expand_dims(energies, axis=-1) - xp.expand_dims(energies, axis=-2)
+    directions = sorted({a for p in planes for a in PLANES[p]})
+    energies, states, vb, _ = eigensystem(model, params, kfrac, order=1, components=tuple(directions))
+    gaps = xp.expand_dims(energies, axis=-1) - xp.expand_dims(energies, axis=-2)  # ε_n − ε_m
     g = regularised_inverse_gap_squared(gaps, regulator=regulator)
-    omega = -2.0 * xp.imag(xp.sum(vb[0] * xp.matrix_transpose(vb[1]) * g, axis=-1))
-    return energies, omega
+    omega = [-2.0 * xp.imag(xp.sum(vb[a] * xp.matrix_transpose(vb[b]) * g, axis=-1)) for a, b in (PLANES[p] for p in planes)]
+    if full:
+        extra = _position_terms(model, kfrac, energies, states, vb, planes, regulator=regulator)
+        omega = [o + e for o, e in zip(omega, extra)]
+    return energies, xp.stack(omega, axis=-1)
+
+
+def _position_terms(model: TightBinding, kfrac, energies, states, vb, planes, *, regulator: float):
+    """Per-band Wannier position-matrix terms of the curvature, Wang et al. 2006, Eq. (32).
+
+    With Ā^a = U† A^a U and Ω̄^{ab} = U† (∂_a A^b − ∂_b A^a) U, A the Berry connection of the orbital
+    basis in the tight-binding convention (:func:`hamdesign.model.berry_connection_terms`), and
+    D^a_nm = v^a_nm / (ε_m − ε_n) (n ≠ m, regularised like the Kubo term),
+
+        Σ_n f_n Ω_n = Σ_n f_n [Ω̄^{ab}_nn + Σ_m (X_mn − X_nm)] + (Kubo term),
+        X_nm = D^a_nm Ā^b_mn − D^b_nm Ā^a_mn,
+
+    which is Σ_nm (f_m − f_n) X_nm of the paper written per band. Real up to round-off; the real
+    part is returned.
+    """
+    from ..model import berry_connection_terms
+
+    be = _backend.current()
+    xp = be.xp
+    connection, derivative = berry_connection_terms(model, kfrac)
+    ud = xp.conj(xp.matrix_transpose(states))
+
+    def to_band(x):
+        return be.matmul(be.matmul(ud, x), states)
+
+    # D^a_nm = v^a_nm / (ε_m − ε_n): gaps[n, m] = ε_n − ε_m, hence the minus sign
+    gaps = xp.expand_dims(energies, axis=-1) - xp.expand_dims(energies, axis=-2)
+    inverse = -regularised_inverse_gap(gaps, regulator=regulator)
+    bar = {}
+    out = []
+    for plane in planes:
+        a, b = PLANES[plane]
+        for c in (a, b):
+            if c not in bar:
+                bar[c] = to_band(connection[c])
+        curl = to_band(derivative[(a, b)] - derivative[(b, a)])
+        d_a, d_b = vb[a] * xp.astype(inverse, xp.complex128), vb[b] * xp.astype(inverse, xp.complex128)
+        x = d_a * xp.matrix_transpose(bar[b]) - d_b * xp.matrix_transpose(bar[a])  # X_nm
+        per_band = xp.sum(x, axis=-2) - xp.sum(x, axis=-1)  # Σ_m X_mn − Σ_m X_nm
+        diagonal = xp.sum(curl * be.asarray(np.eye(model.norb, dtype=complex)), axis=-1)
+        out.append(xp.real(diagonal + per_band))
+    return out
 
 
 def pauli_components(m, /):
@@ -78,45 +203,98 @@ def pauli_components(m, /):
 _PAULI_PROJECTION = 0.5 * np.array([[1, 0, 0, 1], [0, 1, 1j, 0], [0, 1, -1j, 0], [1, 0, 0, -1]])
 
 
-def two_band_berry_curvature(model: TightBinding, params, kfrac, /, *, regulator: float = HALL_REGULATOR):
-    """:func:`berry_curvature` of a two-orbital model in closed form, without eigenvectors.
+def two_band_berry_curvature(
+    model: TightBinding, params, kfrac, /, *, regulator: float = HALL_REGULATOR, planes: Sequence[str] = ("xy",)
+):
+    """:func:`curvature` of a two-orbital model in closed form, without eigenvectors.
 
     With H = d_0 + d·σ and v^a = ∂_a d_0 + ∂_a d·σ, the band energies are ε_∓ = d_0 ∓ |d| and
-    Im v^x_{−+} v^y_{+−} = −d̂·(∂_x d × ∂_y d), so the Kubo formula of the module docstring, with
+    Im v^a_{−+} v^b_{+−} = −d̂·(∂_a d × ∂_b d), so the Kubo formula of the module docstring, with
     the same regularised g(Δ) at Δ = 2|d|, reads
 
-        Ω_− = −Ω_+ = 2 d̂·(∂_x d × ∂_y d) g(2|d|) = 8 |d| d·(∂_x d × ∂_y d) / (16|d|⁴ + δ⁴),
+        Ω_− = −Ω_+ = 2 d̂·(∂_a d × ∂_b d) g(2|d|) = 8 |d| d·(∂_a d × ∂_b d) / (16|d|⁴ + δ⁴),
 
-    which is d·(∂_x d × ∂_y d) / 2|d|³ away from degeneracies. Only |d| (not 1/|d|) appears, and
+    which is d·(∂_a d × ∂_b d) / 2|d|³ away from degeneracies. Only |d| (not 1/|d|) appears, and
     |d| is taken as 0 with a zero derivative where d = 0, so values and gradients are finite at
     band touchings. Elementwise on (nk,) real arrays: several times faster than the eigenvector
-    route on every backend, equal to it to round-off (tested).
+    route on every backend, equal to it to round-off (tested). Returns energies (nk, 2) and
+    Ω (nk, 2, len(planes)).
     """
     be = _backend.current()
     xp = be.xp
+    directions = tuple(sorted({a for p in planes for a in PLANES[p]}))
     # the Pauli components average each off-diagonal entry with its partner: no (X + X†)/2 needed
-    h, v, _ = bloch_terms(model, params, kfrac, order=1, components=(0, 1), symmetrise=False)
+    h, v, _ = bloch_terms(model, params, kfrac, order=1, components=directions, symmetrise=False)
     d0, d1, d2, d3 = pauli_components(h)
-    _, x1, x2, x3 = pauli_components(v[0])
-    _, y1, y2, y3 = pauli_components(v[1])
-    triple = d1 * (x2 * y3 - x3 * y2) + d2 * (x3 * y1 - x1 * y3) + d3 * (x1 * y2 - x2 * y1)
     squared = d1 * d1 + d2 * d2 + d3 * d3
     touching = squared == 0.0
     radius = xp.where(touching, 0.0 * squared, xp.sqrt(xp.where(touching, 1.0 + 0.0 * squared, squared)))
-    lower = 8.0 * radius * triple / (16.0 * squared * squared + regulator**4)
+    weight = 8.0 * radius / (16.0 * squared * squared + regulator**4)
+    pauli = {a: pauli_components(v[a])[1:] for a in directions}
+    lower = []
+    for plane in planes:
+        (x1, x2, x3), (y1, y2, y3) = (pauli[a] for a in PLANES[plane])
+        triple = d1 * (x2 * y3 - x3 * y2) + d2 * (x3 * y1 - x1 * y3) + d3 * (x1 * y2 - x2 * y1)
+        lower.append(weight * triple)
+    lower = xp.stack(lower, axis=-1)
     energies = xp.stack([d0 - radius, d0 + radius], axis=-1)
-    return energies, xp.stack([lower, -lower], axis=-1)
+    return energies, xp.stack([lower, -lower], axis=1)
+
+
+def hall_chunk_size(model: TightBinding, *, nmu: int = 1, nplanes: int = 1, chunk_bytes: int | None = None) -> int:
+    """k-points per chunk: the eigensystem's working set and the (nμ, nk, nband) occupations fit ``chunk_bytes``."""
+    budget = chunk_bytes or DEFAULT_CHUNK_BYTES
+    per_k_occupations = 3 * nmu * model.nband * 8
+    return max(1, min(chunk_size(model.norb, order=1, chunk_bytes=budget), int(budget // max(per_k_occupations, 1))))
+
+
+def hall_memory_estimate(model: TightBinding, nk: int, *, nmu: int = 1, nplanes: int = 1, at_filling: bool = False) -> int:
+    """Bytes the Hall path keeps: one chunk's working set, plus the whole mesh's levels at a filling."""
+    size = min(nk, hall_chunk_size(model, nmu=nmu, nplanes=nplanes))
+    working = size * (MATRICES_PER_K[1] * model.norb * model.norb * 16 + 3 * nmu * model.nband * 8)
+    kept = nk * model.nband * (1 + nplanes) * 8 if at_filling else 0
+    return int(working + kept)
+
+
+def check_hall_memory(model: TightBinding, nk: int, *, nmu: int = 1, nplanes: int = 1, at_filling: bool = False) -> None:
+    """Refuse up front (MemoryBudgetError) when :func:`hall_memory_estimate` exceeds the budget."""
+    need = hall_memory_estimate(model, nk, nmu=nmu, nplanes=nplanes, at_filling=at_filling)
+    budget = memory_budget_bytes()
+    if need > budget:
+        raise MemoryBudgetError(
+            f"{nk} k-points × {model.nband} bands needs about {need / 2**30:.1f} GiB for the Hall conductivity, more than "
+            f"the budget of {budget / 2**30:.1f} GiB (HAMDESIGN_MEMORY_BUDGET); use a smaller --nk"
+            + (" or give --mu instead of a filling" if at_filling else "")
+        )
+
+
+def curvature_chunks(
+    model: TightBinding,
+    params,
+    kfrac,
+    /,
+    *,
+    planes: Sequence[str] = ("xy",),
+    regulator: float = HALL_REGULATOR,
+    position_matrix: str = "diagonal",
+    chunk: int | None = None,
+) -> Iterator[tuple]:
+    """:func:`curvature` over a mesh, one memory-bounded k-chunk at a time (eigh calls kept in order)."""
+    kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
+    size = chunk or chunk_size(model.norb, order=1)
+    previous = None
+    for kc in k_chunks(kfrac, size):
+        part = curvature(model, sequenced(params, previous), kc, planes=planes, regulator=regulator, position_matrix=position_matrix)
+        previous = part[0]
+        yield part
 
 
 def curvature_on_mesh(model: TightBinding, params, kfrac, /, *, regulator: float = HALL_REGULATOR, chunk: int | None = None):
-    """:func:`berry_curvature` on a whole mesh, evaluated in memory-bounded k-chunks."""
+    """:func:`berry_curvature` (Ω^z) on a whole mesh, evaluated in memory-bounded k-chunks."""
     xp = _backend.current().xp
-    kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
-    check_memory(len(kfrac), model.nband, per_k_arrays=1)
-    size = chunk or chunk_size(model.norb, order=1)
-    parts = []
-    for kc in k_chunks(kfrac, size):
-        parts.append(berry_curvature(model, sequenced(params, parts[-1][0] if parts else None), kc, regulator=regulator))
+    nk = np.asarray(kfrac).size // model.dim
+    check_hall_memory(model, nk, at_filling=True)
+    parts = [(e, o[..., 0]) for e, o in curvature_chunks(model, params, kfrac, regulator=regulator, chunk=chunk)]
     if len(parts) == 1:
         return parts[0]
     return xp.concat([p[0] for p in parts], axis=0), xp.concat([p[1] for p in parts], axis=0)
@@ -140,10 +318,120 @@ def resolve_mu(energies, /, *, beta: float, mu: float | None = None, filling: fl
     if (mu is None) == (filling is None):
         raise ParameterError("give exactly one of mu (energy) or filling (fraction of bands occupied)")
     if mu is not None:
-        if not np.isfinite(mu):
+        if not np.all(np.isfinite(np.asarray(mu, dtype=float))):
             raise ParameterError(f"mu must be finite, got {mu}")
         return mu
     return chemical_potential(energies, filling=filling, beta=beta)
+
+
+def _mu_levels(mu) -> np.ndarray | None:
+    """A concrete μ (a number or a 1D list/array of numbers) as a NumPy vector; None for a traced μ."""
+    if isinstance(mu, (int, float, np.integer, np.floating, list, tuple, np.ndarray)):
+        levels = np.asarray(mu, dtype=float)
+        if levels.ndim > 1 or levels.size == 0:
+            raise ParameterError(f"mu must be a number or a 1D list of numbers, got shape {levels.shape}")
+        if not np.all(np.isfinite(levels)):
+            raise ParameterError(f"mu must be finite, got {mu}")
+        return levels.reshape(-1)
+    return None
+
+
+@dataclass(frozen=True)
+class HallSums:
+    """k-means of the occupied and band-resolved curvature on a mesh (backend arrays).
+
+    ``occupied[i, p]`` = mean_k Σ_n f(ε_nk − μ_i) Ω^p_n(k), ``bands[n, p]`` = mean_k Ω^p_n(k) (length²);
+    ``mu`` (nμ,) the chemical potentials; ``band_min``/``band_max`` (nband,) NumPy band edges
+    (infinite unless requested).
+    """
+
+    mu: object
+    occupied: object
+    bands: object
+    band_min: np.ndarray
+    band_max: np.ndarray
+    planes: tuple[str, ...]
+    scan: bool
+
+
+def hall_sums(
+    model: TightBinding,
+    params,
+    kfrac,
+    /,
+    *,
+    beta: float,
+    mu=None,
+    filling: float | None = None,
+    planes: Sequence[str] = ("xy",),
+    regulator: float = HALL_REGULATOR,
+    position_matrix: str = "diagonal",
+    band_edges: bool = False,
+) -> HallSums:
+    """The one pass over k behind every Hall number: Σ_n f Ω for each μ and plane, and mean Ω per band.
+
+    With ``mu`` given (a number, or a 1D array for a Fermi-level scan) the curvature of each k-chunk
+    is contracted with the occupations of every μ at once ((nμ, nk·nband) @ (nk·nband, planes)) and
+    dropped: memory is bounded by the chunk. With ``filling`` the whole mesh's levels are kept to
+    find μ (:func:`chemical_potential`, differentiable through μ). ``band_edges`` also records
+    each band's extent as NumPy (forward evaluations only: it reads concrete values).
+    """
+    require_positive_beta(beta)
+    be = _backend.current()
+    xp = be.xp
+    planes = _check_planes(model, planes)
+    _check_position_matrix(model, position_matrix)
+    if (mu is None) == (filling is None):
+        raise ParameterError("give exactly one of mu (energy) or filling (fraction of bands occupied)")
+    kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
+    nk = kfrac.shape[0]
+    levels = None if mu is None else _mu_levels(mu)
+    scan = levels is not None and np.ndim(mu) == 1
+    nmu = 1 if levels is None else levels.size
+    check_hall_memory(model, nk, nmu=nmu, nplanes=len(planes), at_filling=filling is not None)
+    size = hall_chunk_size(model, nmu=nmu, nplanes=len(planes))
+    chunks = curvature_chunks(model, params, kfrac, planes=planes, regulator=regulator, position_matrix=position_matrix, chunk=size)
+    band_min, band_max = np.full(model.nband, np.inf), np.full(model.nband, -np.inf)
+
+    def edges(energies):
+        if not band_edges:
+            return
+        e = be.to_numpy(be.stop_gradient(energies))
+        np.minimum(band_min, e.min(axis=0), out=band_min)
+        np.maximum(band_max, e.max(axis=0), out=band_max)
+
+    if filling is not None:
+        parts = list(chunks)
+        energies = parts[0][0] if len(parts) == 1 else xp.concat([p[0] for p in parts], axis=0)
+        omega = parts[0][1] if len(parts) == 1 else xp.concat([p[1] for p in parts], axis=0)
+        edges(energies)
+        mu_value = chemical_potential(energies, filling=filling, beta=beta)
+        occ = fermi(energies - mu_value, beta)
+        occupied = xp.reshape(xp.sum(xp.expand_dims(occ, axis=-1) * omega, axis=(0, 1)), (1, len(planes))) / nk
+        return HallSums(xp.reshape(mu_value, (1,)), occupied, xp.sum(omega, axis=0) / nk, band_min, band_max, planes, False)
+
+    mu_b = be.asarray(levels) if levels is not None else xp.reshape(mu, (1,))
+    occupied = bands_sum = None
+    for energies, omega in chunks:
+        edges(energies)
+        nkc = energies.shape[0]
+        occ = fermi(xp.expand_dims(energies, axis=0) - xp.reshape(mu_b, (nmu, 1, 1)), beta)  # (nμ, nkc, nband)
+        weighted = be.matmul(xp.reshape(occ, (nmu, nkc * model.nband)), xp.reshape(omega, (nkc * model.nband, len(planes))))
+        band_part = xp.sum(omega, axis=0)
+        occupied = weighted if occupied is None else occupied + weighted
+        bands_sum = band_part if bands_sum is None else bands_sum + band_part
+    return HallSums(mu_b, occupied / nk, bands_sum / nk, band_min, band_max, planes, scan)
+
+
+def sigma_xy_from_curvature(model: TightBinding, energies, omega, /, *, mu, beta: float):
+    """σ_xy (e²/h per layer) from the levels and Ω^z of a whole mesh: −(2π/A) mean_k Σ_n f(ε_n − μ) Ω_n."""
+    xp = _backend.current().xp
+    return -hall_prefactor(model) * xp.sum(fermi(energies - mu, beta) * omega) / energies.shape[0]
+
+
+def _squeeze_mu(values, sums: HallSums):
+    """(nμ, …) → (…) unless μ was given as an array (a scan)."""
+    return values if sums.scan else values[0]
 
 
 def sigma_xy(
@@ -153,15 +441,19 @@ def sigma_xy(
     /,
     *,
     beta: float,
-    mu: float | None = None,
+    mu=None,
     filling: float | None = None,
     regulator: float = HALL_REGULATOR,
+    position_matrix: str = "diagonal",
 ):
-    """Anomalous Hall conductivity σ_xy per layer, in units of e²/h (a backend scalar).
+    """Anomalous Hall conductivity σ_xy per layer, in units of e²/h (a backend scalar, or (nμ,) for a μ array).
 
-    σ_xy = (1/2π) ∫ d²k Σ_n f(ε_n − μ) Ω_n, evaluated as the mean over the k-mesh ``kfrac``
-    times (2π)²/|a_1 × a_2| / 2π. ``beta`` = 1/k_BT in inverse energy units; give ``mu`` or
-    ``filling``. Differentiable with respect to ``params`` (also through μ at fixed filling).
+    σ_xy = −(1/2π) ∫ d²k Σ_n f(ε_n − μ) Ω^z_n, evaluated as the mean over the k-mesh ``kfrac``
+    times (2π)²/|a_1 × a_2| / 2π (PHYSICS.md §2, physical sign). ``beta`` = 1/k_BT in inverse
+    energy units; give ``mu`` (a number or an array of Fermi levels) or ``filling``.
+    Differentiable with respect to ``params`` (also through μ at fixed filling). For a 3D model it
+    is the 3D σ_xy times the spacing of the planes spanned by a_1, a_2; see
+    :func:`anomalous_hall_conductivity` for the bulk pseudovector in S/cm.
 
     >>> from hamdesign.models import haldane
     >>> from hamdesign.lattice import kmesh
@@ -169,14 +461,49 @@ def sigma_xy(
     >>> m = haldane()
     >>> with use_backend("numpy"):
     ...     round(float(sigma_xy(m, m.default_params, kmesh(60, 2), beta=200.0, mu=0.0)), 4)
-    -1.0
+    1.0
     """
-    require_positive_beta(beta)
-    xp = _backend.current().xp
-    energies, omega = curvature_on_mesh(model, params, kfrac, regulator=regulator)
-    mu_value = resolve_mu(energies, beta=beta, mu=mu, filling=filling)
-    occ = fermi(energies - mu_value, beta)
-    return hall_prefactor(model) * xp.sum(occ * omega) / energies.shape[0]
+    sums = hall_sums(model, params, kfrac, beta=beta, mu=mu, filling=filling, regulator=regulator, position_matrix=position_matrix)
+    return _squeeze_mu(-hall_prefactor(model) * sums.occupied[:, 0], sums)
+
+
+def bulk_hall_factor(model: TightBinding) -> float:
+    """−(e²/ħ)/V_cell in S/cm per length²: turns the k-mean of Σ f Ω (length²) into σ (S/cm).
+
+    ∫_BZ d³k/(2π)³ F = mean_k F / V_cell, and e²/ħ = 2π e²/h.
+    """
+    metres = length_in_m(model.length_unit)
+    if metres is None:
+        raise ModelError(f"S/cm needs a physical length unit; model {model.name} has {model.length_unit!r}")
+    return -2 * np.pi * E2_OVER_H / (metres * 100.0) / model.lattice.volume
+
+
+def anomalous_hall_conductivity(
+    model: TightBinding,
+    params,
+    kfrac,
+    /,
+    *,
+    beta: float,
+    mu=None,
+    filling: float | None = None,
+    regulator: float = HALL_REGULATOR,
+    position_matrix: str = "diagonal",
+):
+    """Bulk anomalous Hall pseudovector (σ_yz, σ_zx, σ_xy) of a 3D model in S/cm.
+
+    σ_ab = −(e²/ħ) ∫ d³k/(2π)³ Σ_n f(ε_n − μ) Ω^c_n, (a, b, c) cyclic, evaluated as −(e²/ħ) times
+    the k-mean over the mesh divided by the cell volume (Wang et al. 2006, the sign of postw90 and
+    WannierBerri). Shape (3,), or (nμ, 3) when ``mu`` is an array (a Fermi-level scan, one pass
+    over k). ``position_matrix="full"`` adds the off-diagonal Wannier Berry-connection terms of a
+    ``_tb.dat`` model. Differentiable with respect to ``params``.
+    """
+    if model.dim != 3:
+        raise ModelError(f"the AHC pseudovector is for 3D models; {model.name} is {model.dim}D (use sigma_xy)")
+    sums = hall_sums(
+        model, params, kfrac, beta=beta, mu=mu, filling=filling, planes=tuple(PLANES), regulator=regulator, position_matrix=position_matrix
+    )
+    return _squeeze_mu(bulk_hall_factor(model) * sums.occupied, sums)
 
 
 def chern_numbers(model: TightBinding, params, kfrac, /, *, regulator: float = HALL_REGULATOR):
@@ -212,6 +539,11 @@ def chern_numbers_lattice(model: TightBinding, params, nk, /) -> np.ndarray:
     return -orientation * flux / (2 * np.pi)
 
 
+def _listed(values: np.ndarray, scan: bool):
+    values = np.asarray(values, dtype=float)
+    return [float(v) for v in values] if scan else float(values[0])
+
+
 def hall_report(
     model: TightBinding,
     params,
@@ -219,41 +551,63 @@ def hall_report(
     /,
     *,
     beta: float,
-    mu: float | None = None,
+    mu=None,
     filling: float | None = None,
     thickness: float | None = None,
+    position_matrix: str = "diagonal",
 ) -> dict:
-    """Forward evaluation for people and files: σ_xy per layer and in bulk, Chern numbers, μ, gaps."""
+    """Forward evaluation for people and files.
+
+    2D: σ_xy per layer (e²/h) and in bulk (S/cm, divided by the layer thickness), band Chern numbers.
+    3D: the pseudovector (σ_yz, σ_zx, σ_xy) in S/cm (``sigma_bulk_S_per_cm``, keys yz/zx/xy); no
+    band Chern numbers (they are not quantised in a 3D metal). With ``mu`` an array every σ is a
+    list of the same length as ``mu``.
+    """
+    from ..lattice import kmesh
+
     be = _backend.current()
     sizes = parse_nk(nk, model.dim)
-    kfrac = checked_kmesh(model, sizes)
-    energies, omega = curvature_on_mesh(model, params, kfrac)
-    mu_value = resolve_mu(energies, beta=beta, mu=mu, filling=filling)
-    occ = fermi(energies - mu_value, beta)
-    pref = hall_prefactor(model)
-    sigma = float(be.to_numpy(pref * be.xp.sum(occ * omega) / energies.shape[0]))
-    chern = be.to_numpy(pref * be.xp.sum(omega, axis=0) / energies.shape[0])
-    e_np = be.to_numpy(energies)
-    spacing = thickness if thickness is not None else layer_spacing(model)
-    return {
+    planes = tuple(PLANES) if model.dim == 3 else ("xy",)
+    nmu = 1 if mu is None else _mu_levels(mu).size
+    check_hall_memory(model, int(np.prod(sizes, dtype=float)), nmu=nmu, nplanes=len(planes), at_filling=filling is not None)
+    kfrac = kmesh(sizes, model.dim)
+    sums = hall_sums(
+        model, params, kfrac, beta=beta, mu=mu, filling=filling, planes=planes, position_matrix=position_matrix, band_edges=True
+    )
+    occupied = be.to_numpy(sums.occupied)
+    report = {
         "observable": "hall",
         "model": model.name,
-        "sigma_xy": sigma,
-        "sigma_xy_bulk_S_per_cm": sheet_to_bulk_s_per_cm(sigma, spacing, model.length_unit),
-        "layer_spacing": spacing,
-        "chern": [float(c) for c in chern],
-        "chern_rounded": [int(round(float(c))) for c in chern],
-        "mu": float(be.to_numpy(mu_value)),
+        "mu": _listed(be.to_numpy(sums.mu), sums.scan),
         "beta": float(beta),
         "nk": list(sizes),
-        "band_gaps": [float(np.min(e_np[:, n + 1]) - np.max(e_np[:, n])) for n in range(model.nband - 1)],
-        "units": {
-            "sigma_xy": "e^2/h per layer",
-            "sigma_xy_bulk_S_per_cm": "S/cm",
-            "layer_spacing": model.length_unit,
-            "mu": model.energy_unit,
-            "beta": f"1/{model.energy_unit}",
+        "position_matrix": position_matrix,
+        "gaps_above_band": {
+            str(n + 1): float(sums.band_min[n + 1] - sums.band_max[n]) for n in range(model.nband - 1)
         },
-        "conventions": "Omega_n = -2 Im sum_m v^x_nm v^y_mn / (e_n - e_m)^2 (tight-binding gauge); sigma_xy = sum_n (1/2pi) int f Omega_n",
+        "units": {"mu": model.energy_unit, "beta": f"1/{model.energy_unit}", "gaps_above_band": model.energy_unit},
+        "conventions": (
+            "Omega^c_n = -2 Im sum_m v^a_nm v^b_mn / (e_n - e_m)^2 (tight-binding gauge); "
+            "sigma_ab = -(e^2/hbar) int d^dk/(2pi)^d sum_n f Omega^c_n (Wang et al. 2006; postw90/WannierBerri sign)"
+        ),
         "backend": be.name,
     }
+    if model.dim == 3:
+        factor = bulk_hall_factor(model)
+        report["sigma_bulk_S_per_cm"] = {p: _listed(factor * occupied[:, i], sums.scan) for i, p in enumerate(planes)}
+        report["units"]["sigma_bulk_S_per_cm"] = "S/cm"
+        return report
+    pref = hall_prefactor(model)
+    sigma = -pref * occupied[:, 0]
+    chern = pref * be.to_numpy(sums.bands)[:, 0]
+    spacing = thickness if thickness is not None else layer_spacing(model)
+    bulk = [sheet_to_bulk_s_per_cm(float(s), spacing, model.length_unit) for s in sigma]
+    report.update(
+        sigma_xy=_listed(sigma, sums.scan),
+        sigma_xy_bulk_S_per_cm=(bulk if sums.scan else bulk[0]) if bulk[0] is not None else None,
+        layer_spacing=spacing,
+        chern=[float(c) for c in chern],
+        chern_rounded=[int(round(float(c))) for c in chern],
+    )
+    report["units"].update({"sigma_xy": "e^2/h per layer", "sigma_xy_bulk_S_per_cm": "S/cm", "layer_spacing": model.length_unit})
+    return report
