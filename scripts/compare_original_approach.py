@@ -74,7 +74,8 @@ def original_approach(model, kfrac):
 
     def sigma(params):
         per_k = jax.vmap(occupied_curvature_at, in_axes=(0, None))(kcart, params)
-        return 2 * np.pi / cell_area * jnp.sum(per_k) / kcart.shape[0]
+        # σ_xy = −(1/2π)∫d²k Σ f Ω: the physical sign (electron charge −e), as hamdesign reports it
+        return -2 * np.pi / cell_area * jnp.sum(per_k) / kcart.shape[0]
 
     return jax.jit(jax.value_and_grad(sigma))
 

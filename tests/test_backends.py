@@ -56,13 +56,38 @@ def test_available_backends_lists_known_names():
 def test_environment_variable_selects_backend(monkeypatch):
     import hamdesign.backend as hb
 
-    monkeypatch.setattr(hb, "_active", [])
+    monkeypatch.setattr(hb, "_default", [])
     monkeypatch.setenv("HAMDESIGN_BACKEND", "numpy")
     assert hb.current().name == "numpy"
-    monkeypatch.setattr(hb, "_active", [])
+    monkeypatch.setattr(hb, "_default", [])
     monkeypatch.setenv("HAMDESIGN_BACKEND", "nope")
     with pytest.raises(BackendError, match="unknown backend 'nope'"):
         hb.current()
+
+
+def test_set_backend_inside_use_backend_leaves_the_block_alone(monkeypatch):
+    import hamdesign.backend as hb
+
+    monkeypatch.setattr(hb, "_default", [hb.get_backend("numpy")])
+    with hb.use_backend("autograd"):
+        hb.set_backend("torch")
+        assert hb.current().name == "autograd"
+    assert hb.current().name == "torch"
+
+
+def test_use_backend_stack_is_per_thread(monkeypatch):
+    import threading
+
+    import hamdesign.backend as hb
+
+    monkeypatch.setattr(hb, "_default", [hb.get_backend("numpy")])
+    seen = {}
+    with hb.use_backend("autograd"):
+        worker = threading.Thread(target=lambda: seen.setdefault("name", hb.current().name))
+        worker.start()
+        worker.join()
+        assert hb.current().name == "autograd"
+    assert seen["name"] == "numpy"  # another thread sees the process default, not this block
 
 
 def test_arrays_default_to_64_bit(backend):

@@ -1,4 +1,15 @@
-"""The active array backend: chosen once from ``HAMDESIGN_BACKEND``, switchable with ``use_backend``.
+"""Which array backend a call uses: taken from the arrays passed in, else ``use_backend``, else ``HAMDESIGN_BACKEND``.
+
+Every public function that takes arrays is wrapped in :func:`follows_inputs`: a ``torch.Tensor``
+argument means torch, a ``jax.Array`` (or a tracer under ``jax.jit``/``jax.grad``) jax, an autograd
+box autograd, whatever ``HAMDESIGN_BACKEND`` says. The backend is resolved once, in the public
+function, and made current for everything that function calls. Without such arrays (NumPy inputs,
+the CLI) the innermost :func:`use_backend` block decides, else :func:`set_backend`, else
+``HAMDESIGN_BACKEND``, else the first installed of :data:`DEFAULT_ORDER`.
+
+The stack of ``use_backend`` blocks is a :class:`contextvars.ContextVar`, so threads and asyncio
+tasks each see their own, and :func:`set_backend` (the process default, the CLI's ``--backend``)
+never disturbs an enclosing block.
 
 >>> from hamdesign.backend import use_backend, current
 >>> with use_backend("numpy"):
@@ -9,17 +20,25 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
+from typing import TypeVar
 
 from .errors import BackendError
 
 #: Without ``HAMDESIGN_BACKEND`` the first installed of these is used.
 DEFAULT_ORDER = ("jax", "torch", "autograd", "numpy")
+#: Top-level module of an array type → the backend that owns such arrays (autograd's boxes live in autograd).
+OWNER_OF_MODULE = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "autograd": "autograd"}
 
-_active: list[ModuleType] = []
+_stack: contextvars.ContextVar[tuple[ModuleType, ...]] = contextvars.ContextVar("hamdesign_backend_stack", default=())
+_default: list[ModuleType] = []  # the process default from set_backend or the environment, resolved once
+
+F = TypeVar("F", bound=Callable)
 
 
 def _known() -> dict[str, str]:
@@ -56,33 +75,67 @@ def get_backend(name: str) -> ModuleType:
         raise BackendError(f"backend {key!r}: {err}") from err
 
 
-def current() -> ModuleType:
-    """The active backend adapter (the innermost ``use_backend``, else ``HAMDESIGN_BACKEND``)."""
-    if _active:
-        return _active[-1]
+def _environment_default() -> ModuleType:
     name = os.environ.get("HAMDESIGN_BACKEND", "").strip()
     if not name:
         installed = available_backends()
         name = next((n for n in DEFAULT_ORDER if n in installed), "numpy")
-    backend = get_backend(name)
-    _active.append(backend)
-    return backend
+    return get_backend(name)
+
+
+def current() -> ModuleType:
+    """The active backend adapter: the innermost ``use_backend``, else ``set_backend``, else the environment."""
+    stack = _stack.get()
+    if stack:
+        return stack[-1]
+    if not _default:
+        _default.append(_environment_default())
+    return _default[-1]
 
 
 @contextlib.contextmanager
 def use_backend(name: str | ModuleType) -> Iterator[ModuleType]:
     """Make ``name`` (or an adapter object with the members of the contract) active inside a ``with`` block."""
     backend = name if not isinstance(name, str) else get_backend(name)
-    _active.append(backend)
+    token = _stack.set(_stack.get() + (backend,))
     try:
         yield backend
     finally:
-        _active.pop()
+        _stack.reset(token)
 
 
 def set_backend(name: str) -> ModuleType:
-    """Make ``name`` the active backend from now on (the CLI's ``--backend``)."""
+    """Make ``name`` the process default from now on (the CLI's ``--backend``); ``use_backend`` blocks still win."""
     backend = get_backend(name)
-    _active.clear()
-    _active.append(backend)
+    _default[:] = [backend]
     return backend
+
+
+def backend_of(*values) -> ModuleType | None:
+    """The adapter that owns the first framework array among ``values`` (None for NumPy and plain numbers).
+
+    Decided from the type's module name, so no framework is imported to ask: ``torch.Tensor`` (and
+    torch.func's wrappers) → torch; ``jax.Array`` and jax tracers → jax; autograd's ``ArrayBox`` →
+    autograd. An adapter already active for that framework (a custom or device-specific one) is kept.
+    """
+    for value in values:
+        owner = OWNER_OF_MODULE.get(type(value).__module__.partition(".")[0])
+        if owner is None:
+            continue
+        active = current()
+        return active if active.name == owner else get_backend(owner)
+    return None
+
+
+def follows_inputs(function: F) -> F:
+    """Run ``function`` on the backend of its array arguments (see :func:`backend_of`), else the active one."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        found = backend_of(*args, *kwargs.values())
+        if found is None or found is current():
+            return function(*args, **kwargs)
+        with use_backend(found):
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import backend as _backend
 from .amplitudes import Amplitude, factor_tables, parse_amplitude
+from .backend import follows_inputs
 from .errors import ModelError, ParameterError
 from .lattice import Lattice
 
@@ -282,6 +283,7 @@ def _lattice_vector(R, dim: int, where: str) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------------- evaluation
+@follows_inputs
 def hopping_amplitudes(model: TightBinding, params, /):
     """Complex amplitude of every listed bond, shape (nhop,), as a backend array."""
     be = _backend.current()
@@ -429,6 +431,7 @@ def bloch_terms(model: TightBinding, params, kfrac, /, *, order: int = 2, compon
     return h, v, w
 
 
+@follows_inputs
 def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int = 2, gauge: str = "tb"):
     """H(k) and its Cartesian k-derivatives on a batch of k-points.
 
@@ -470,6 +473,7 @@ def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int
     return h, v_stack, w_stack
 
 
+@follows_inputs
 def hamiltonian(model: TightBinding, params, kfrac, /):
     """H(k), shape (nk, norb, norb), in the tight-binding (position-phase) convention."""
     return hamiltonian_derivatives(model, params, kfrac, order=0)[0]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend as _backend
+from .backend import follows_inputs
 from .errors import ParameterError
 from .model import TightBinding
 from .observables.hall import curvature_on_mesh, hall_prefactor, resolve_mu, sigma_xy_from_curvature
 from .parametrize import Parametrization
-from .spectrum import fermi
 
 GOALS = ("maximize", "minimize", "maximize_abs", "target")
 
@@ -65,6 +65,7 @@ def hall_objective(
         raise ParameterError(f"unknown goal {goal!r}; choose one of {', '.join(GOALS)}")
     prefactor = hall_prefactor(model)
 
+    @follows_inputs
     def objective(theta, beta):
         be = _backend.current()
         xp = be.xp
@@ -118,6 +119,7 @@ def photocurrent_objective(
     spec = get_spectrum(spectrum)
     key = {"both": "total", "shift": "shift", "injection": "injection"}[parts]
 
+    @follows_inputs
     def objective(theta, beta):
         params = parametrization.physical(theta)
         out = photocurrent(

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from . import backend as _backend
+from .backend import follows_inputs
 from .errors import MemoryBudgetError, ParameterError
 from .model import TightBinding, bloch_terms, hamiltonian_derivatives
 
@@ -83,6 +84,7 @@ def checked_kmesh(model: TightBinding, nk) -> np.ndarray:
     return kmesh(sizes, model.dim)
 
 
+@follows_inputs
 def eigensystem(
     model: TightBinding, params, kfrac, /, *, order: int = 1, components=(0, 1, 2), velocity_gauge: int | None = None
 ):
@@ -143,6 +145,7 @@ def _velocity_gauge(energies, states, v_orbital, be):
     return be.matmul(states, rotation)
 
 
+@follows_inputs
 def bands(model: TightBinding, params, kfrac, /, *, chunk: int | None = None):
     """Band energies ε_n(k), shape (nk, nband), ascending, in the model's energy unit."""
     be = _backend.current()
@@ -196,6 +199,7 @@ def _zero_temperature_levels(fixed, target: float):
     return levels[max(n_occ - 1, 0)], levels[min(n_occ, nk * nband - 1)]
 
 
+@follows_inputs
 def chemical_potential(energies, /, *, filling: float, beta: float, iterations: int = 32):
     """μ such that the mean over k of Σ_n f(ε_nk − μ) equals ``filling × nband``.
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend as _backend
+from ..backend import follows_inputs
 from ..errors import MemoryBudgetError, ModelError, ParameterError
 from ..lattice import kmesh as _kmesh
 from ..lattice import parse_nk
@@ -105,6 +106,7 @@ def regularised_inverse_gap(gaps, /, *, regulator: float):
     return gaps / (gaps * gaps + regulator**2)
 
 
+@follows_inputs
 def berry_curvature(model: TightBinding, params, kfrac, /, *, regulator: float = HALL_REGULATOR):
     """Band energies and Berry curvature Ω^z_n(k) on a k-batch.
 
@@ -115,6 +117,7 @@ def berry_curvature(model: TightBinding, params, kfrac, /, *, regulator: float =
     return energies, omega[..., 0]
 
 
+@follows_inputs
 def curvature(
     model: TightBinding,
     params,
@@ -354,6 +357,7 @@ class HallSums:
     scan: bool
 
 
+@follows_inputs
 def hall_sums(
     model: TightBinding,
     params,
@@ -434,6 +438,7 @@ def _squeeze_mu(values, sums: HallSums):
     return values if sums.scan else values[0]
 
 
+@follows_inputs
 def sigma_xy(
     model: TightBinding,
     params,
@@ -478,6 +483,7 @@ def bulk_hall_factor(model: TightBinding) -> float:
     return -2 * np.pi * E2_OVER_H / (metres * 100.0) / model.lattice.volume
 
 
+@follows_inputs
 def anomalous_hall_conductivity(
     model: TightBinding,
     params,
@@ -506,6 +512,7 @@ def anomalous_hall_conductivity(
     return _squeeze_mu(bulk_hall_factor(model) * sums.occupied, sums)
 
 
+@follows_inputs
 def chern_numbers(model: TightBinding, params, kfrac, /, *, regulator: float = HALL_REGULATOR):
     """Band Chern numbers from the Kubo formula, C_n = (1/2π) Σ_k Ω_n(k) ΔA (floats, one per band).
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend as _backend
+from ..backend import follows_inputs
 from ..errors import ParameterError
 from ..lattice import parse_nk
 from ..model import TightBinding
@@ -99,6 +100,7 @@ class InjectionRate:
     dim: int
 
 
+@follows_inputs
 def injection_rate(
     model: TightBinding,
     params,

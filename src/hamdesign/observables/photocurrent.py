@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as _backend
+from ..backend import follows_inputs
 from ..errors import ParameterError
 from ..model import TightBinding
 from ..solar import Spectrum, field_factor_per_irradiance, get_spectrum
@@ -41,10 +42,10 @@ from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j
 from .injection import DEFAULT_TAU_S, INJECTION_SI_FACTOR, injection_integrand, injection_rate
 from .shift import (
     AXES,
-    chemical_potential_on_mesh,
     SHIFT_REGULATOR,
     _kfrac,
     check_current_direction,
+    chemical_potential_on_mesh,
     pair_difference,
     shift_conductivity,
     shift_integrand,
@@ -122,6 +123,7 @@ def _energy_joules(model: TightBinding) -> float:
     return joules
 
 
+@follows_inputs
 def photocurrent(
     model: TightBinding,
     params,
@@ -189,6 +191,7 @@ def _weighted_sum(values, weight, comp_weights, xp):
     return xp.sum(comp_weights * per_comp)
 
 
+@follows_inputs
 def photocurrent_on_grid(
     model: TightBinding,
     params,

@@ -63,11 +63,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend as _backend
+from ..backend import follows_inputs
 from ..errors import ParameterError
 from ..lattice import kmesh as _kmesh
 from ..lattice import parse_nk
 from ..model import TightBinding
-from ..spectrum import DEFAULT_CHUNK_BYTES, MATRICES_PER_K, bands, check_memory, checked_kmesh, sequenced, chunk_size, eigensystem, fermi, k_chunks
+from ..spectrum import (
+    DEFAULT_CHUNK_BYTES,
+    MATRICES_PER_K,
+    bands,
+    check_memory,
+    checked_kmesh,
+    chunk_size,
+    eigensystem,
+    fermi,
+    k_chunks,
+    sequenced,
+)
 from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j, length_in_m
 from .hall import resolve_mu
 
@@ -389,6 +401,7 @@ def chemical_potential_on_mesh(model: TightBinding, params, kfrac, /, *, beta, m
     return resolve_mu(bands(model, params, kfrac), beta=beta, mu=mu, filling=filling)
 
 
+@follows_inputs
 def shift_conductivity(
     model: TightBinding,
     params,
@@ -577,6 +590,7 @@ def default_dk(model: TightBinding, sizes: Sequence[int]) -> float:
     return 0.1 * min(float(np.linalg.norm(b[i])) / sizes[i] for i in range(model.dim))
 
 
+@follows_inputs
 def shift_conductivity_shift_vector(
     model: TightBinding,
     params,
