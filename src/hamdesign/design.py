@@ -390,7 +390,7 @@ class DesignRun:
             "sigma_xy": low_t["sigma_xy"],
             "chern": low_t["chern"],
             "chern_lattice": None if lattice is None else [int(round(c)) for c in lattice],
-            "band_gaps": low_t["band_gaps"],
+            "gaps_above_band": low_t["gaps_above_band"],
             "mu": low_t["mu"],
             "beta": low_t["beta"],
             "nk": low_t["nk"],
