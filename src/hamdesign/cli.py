@@ -320,6 +320,13 @@ def evaluate(
     polarisation: Annotated[Polarisation, typer.Option("--polarisation", help="along: linearly polarised along the current; unpolarised: average of x and y (light along z).")] = Polarisation.along,
     parts: Annotated[Parts, typer.Option("--parts", help="Which photocurrent the headline number is: shift + injection, or one part.")] = Parts.both,
     direction: Annotated[str, typer.Option("--direction", help="Current direction for the photocurrent: x, y or z.")] = "x",
+    ws_distance: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--ws-distance/--no-ws-distance",
+            help="wannier90 files: apply the Wigner-Seitz (MDRS) translations or not; default: as seedname.win says (wannier90's default: apply).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Evaluate an observable of a model and print it (a table, or JSON with --json)."""
@@ -330,7 +337,7 @@ def evaluate(
 
     if thickness is not None and cross_section is not None:
         raise ParameterError("give --thickness (2D) or --cross-section (1D), not both")
-    tb = load_model(model, thickness=thickness if thickness is not None else cross_section)
+    tb = load_model(model, thickness=thickness if thickness is not None else cross_section, ws_distance=ws_distance)
     values = _read_params_file(params) if params else {}
     values.update(_parse_sets(set_))
     p = tb.params_from(values)
@@ -363,6 +370,8 @@ def evaluate(
                     report[key] = report[key][0]
     report["parameters"] = dict(zip(tb.parameter_names, map(float, p)))
     report["backend"] = be.name
+    if tb.provenance:  # here, once, for every observable: how the model file was read
+        report["provenance"] = dict(tb.provenance)
     if as_json:
         _print_json(report)
         return
@@ -372,6 +381,8 @@ def evaluate(
         _print_photocurrent(report)
     else:
         _print_spectrum(report)
+    for key, text in report.get("provenance", {}).items():
+        _console().print(f"{key.replace('_', ' ')}: {text}", highlight=False, markup=False)
 
 
 def _print_photocurrent(report: dict) -> None:
