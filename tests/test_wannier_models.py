@@ -333,3 +333,22 @@ def test_cli_prints_provenance(tmp_path):
     refused = CliRunner().invoke(app, ["evaluate", str(only), "--nk", "2", "--ws-distance"])
     assert refused.exit_code == 2
     assert "cannot apply the Wigner-Seitz" in refused.output
+
+
+def test_read_win_keywords(tmp_path):
+    """The .win keywords hamdesign reads, in wannier90's spellings (=, : or space; Fortran logicals and d exponents)."""
+    from hamdesign.io.wannier90 import read_win
+
+    path = tmp_path / "t.win"
+    path.write_text(
+        "mp_grid : 4, 4, 1\nws_search_size = 3\nuse_ws_distance = F\nws_distance_tol 1d-4\n"
+        "begin unit_cell_cart\nbohr\n1 0 0\n0 1 0\n0 0 1\nend unit_cell_cart\n"
+    )
+    win = read_win(path)
+    assert (win.mp_grid, win.ws_search_size, win.use_ws_distance, win.ws_distance_tol) == ((4, 4, 1), (3, 3, 3), False, 1e-4)
+    assert win.cell[0, 0] == pytest.approx(0.529177210903)
+    path.write_text("num_wann = 2\nmp_grid = 4 x 1\n")
+    with pytest.raises(ModelFileError, match=r"t.win: line 2: mp_grid must be 3 positive integers"):
+        read_win(path)
+    assert read_win(DATA / "GaAs.win").use_ws_distance is True
+    assert read_win(DATA / "Fe.win").use_ws_distance is None  # silent: wannier90's default (true) applies

@@ -213,6 +213,14 @@ class WinSettings:
 _TRUE, _FALSE = {"true", "t", ".true.", "yes", "y", "1"}, {"false", "f", ".false.", "no", "n", "0"}
 
 
+def _integers(value: str) -> tuple[int, ...]:
+    """The integers of a .win value ('2 2 2' or '2, 2, 2'); () when any is not an integer."""
+    try:
+        return tuple(int(x) for x in value.replace(",", " ").split())
+    except ValueError:
+        return ()
+
+
 def read_win(path: str | Path) -> WinSettings:
     """``unit_cell_cart`` (Å; ``bohr``/``ang`` units line allowed), ``mp_grid``, ``use_ws_distance``,
     ``ws_distance_tol`` and ``ws_search_size`` of a wannier90 ``.win`` file (other keywords ignored)."""
@@ -260,10 +268,7 @@ def read_win(path: str | Path) -> WinSettings:
         settings["cell"] = np.array(rows, dtype=float) * factor
     if "mp_grid" in keys:
         number, value = keys["mp_grid"]
-        try:
-            grid = tuple(int(x) for x in value.replace(",", " ").split())
-        except ValueError:
-            grid = ()
+        grid = _integers(value)
         if len(grid) != 3 or min(grid) < 1:
             fail(number, f"mp_grid must be 3 positive integers, got {value!r}")
         settings["mp_grid"] = grid
@@ -283,10 +288,7 @@ def read_win(path: str | Path) -> WinSettings:
         settings["ws_distance_tol"] = tol
     if "ws_search_size" in keys:
         number, value = keys["ws_search_size"]
-        try:
-            size = tuple(int(x) for x in value.replace(",", " ").split())
-        except ValueError:
-            size = ()
+        size = _integers(value)
         if len(size) == 1:
             size = size * 3
         if len(size) != 3 or min(size) < 0:
