@@ -349,6 +349,13 @@ def evaluate(
     parts: Annotated[Parts, typer.Option("--parts", help="Which photocurrent the headline number is: shift + injection, or one part.")] = Parts.both,
     direction: Annotated[str, typer.Option("--direction", help="Current direction for the photocurrent: x, y or z.")] = "x",
     position_matrix: Annotated[PositionMatrix, typer.Option("--position-matrix", help="hall: diagonal (tight-binding convention, orbital centres only) or full (adds the off-diagonal Wannier position matrix of a _tb.dat, Wang et al. 2006).")] = PositionMatrix.diagonal,
+    ws_distance: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--ws-distance/--no-ws-distance",
+            help="wannier90 files: apply the Wigner-Seitz (MDRS) translations or not; default: as seedname.win says (wannier90's default: apply).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Evaluate an observable of a model and print it (a table, or JSON with --json)."""
@@ -359,7 +366,7 @@ def evaluate(
 
     if thickness is not None and cross_section is not None:
         raise ParameterError("give --thickness (2D) or --cross-section (1D), not both")
-    tb = load_model(model, thickness=thickness if thickness is not None else cross_section)
+    tb = load_model(model, thickness=thickness if thickness is not None else cross_section, ws_distance=ws_distance)
     values = _read_params_file(params) if params else {}
     values.update(_parse_sets(set_))
     p = tb.params_from(values)
@@ -397,6 +404,8 @@ def evaluate(
                     report[key] = report[key][0]
     report["parameters"] = dict(zip(tb.parameter_names, map(float, p)))
     report["backend"] = be.name
+    if tb.provenance:  # here, once, for every observable: how the model file was read
+        report["provenance"] = dict(tb.provenance)
     if as_json:
         _print_json(report)
         return
@@ -406,6 +415,8 @@ def evaluate(
         _print_photocurrent(report)
     else:
         _print_spectrum(report)
+    for key, text in report.get("provenance", {}).items():
+        _console().print(f"{key.replace('_', ' ')}: {text}", highlight=False, markup=False)
 
 
 def _print_photocurrent(report: dict) -> None:

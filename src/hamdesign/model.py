@@ -55,6 +55,21 @@ class Hopping:
 
 
 @dataclass(frozen=True, eq=False)
+class BerryConnectionR:
+    """Off-diagonal position matrix of a Wannier model: Ã_mn(R) = ⟨m0|r|nR⟩ − τ_m δ_mn δ_R0.
+
+    ``R`` (nR, dim) integer lattice vectors (both R and −R listed, no partner folding); ``values``
+    (nR, 3, norb, norb) complex, Cartesian, in the model's length unit, already divided by the
+    Wigner–Seitz degeneracy (and spread over the MDRS translations when the model's H is). The
+    tight-binding-convention Berry connection is A_mn(k) = Σ_R e^{ik·(R + τ_n − τ_m)} Ã_mn(R)
+    (:func:`berry_connection_terms`). It does not depend on the model's parameters.
+    """
+
+    R: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class TightBinding:
     """An immutable tight-binding model.
 
@@ -73,6 +88,11 @@ class TightBinding:
     energy_unit: str = "eV"
     length_unit: str = "Å"
     parameter_info: Mapping[str, str] = field(default_factory=dict)
+    #: Where the model came from and what was done on reading it (e.g. ``"ws_distance"``,
+    #: ``"position_matrix"`` for wannier90 files); reports print it.
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    #: The off-diagonal position matrix of a Wannier model, or None (tight-binding convention).
+    berry_connection_R: BerryConnectionR | None = None
     _tables: dict = field(default_factory=dict, repr=False)
 
     # ----------------------------------------------------------------------------- construction
@@ -471,6 +491,40 @@ def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int
         return h, v_stack
     w_stack = xp.stack([xp.stack([w[(a, b)] for b in range(3)], axis=0) for a in range(3)], axis=0)
     return h, v_stack, w_stack
+
+
+def berry_connection_terms(model: TightBinding, kfrac, /, *, components=(0, 1, 2)):
+    """The Wannier Berry connection A^b(k) and its derivatives ∂_a A^b(k), or None without one.
+
+    With d = R + τ_n − τ_m (Cartesian) and Ã = ``model.berry_connection_R``::
+
+        A^b_mn(k)      = Σ_R e^{ik·d} Ã^b_mn(R)
+        ∂_a A^b_mn(k)  = Σ_R i d_a e^{ik·d} Ã^b_mn(R)
+
+    Returns ``(A, dA)``: ``A`` a dict b → (nk, norb, norb) and ``dA`` a dict (a, b) → (nk, norb,
+    norb) for a, b in ``components``, as backend arrays. They do not depend on the parameters, so
+    they are computed with NumPy on the given k-points (pass a chunk of k at a time) and converted.
+    Each A^b(k) is Hermitian when Ã_mn(R) = Ã_nm(−R)* (true of a wannier90 position matrix).
+    """
+    conn = model.berry_connection_R
+    if conn is None:
+        return None
+    be = _backend.current()
+    kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
+    phase_R = np.exp(2j * np.pi * (kfrac @ np.asarray(conn.R, dtype=float).T))  # (nk, nR)
+    R_cart = np.asarray(conn.R, dtype=float) @ model.lattice.vectors[: model.dim]
+    _, phi, delta = _geometry(model, kfrac)  # Φ_mn(k) = e^{ik·(τ_n − τ_m)}, delta[a] = τ_n − τ_m
+    nk, norb = kfrac.shape[0], model.norb
+    A: dict = {}
+    dA: dict = {}
+    for b in components:
+        values = conn.values[:, b].reshape(len(R_cart), norb * norb)
+        plain = (phase_R @ values).reshape(nk, norb, norb)
+        A[b] = be.asarray(plain * phi)
+        for a in components:
+            moment = (phase_R @ (R_cart[:, a, None] * values)).reshape(nk, norb, norb)
+            dA[(a, b)] = be.asarray(1j * (moment + delta[a] * plain) * phi)
+    return A, dA
 
 
 @follows_inputs

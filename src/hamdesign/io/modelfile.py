@@ -25,6 +25,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -55,7 +57,43 @@ def _load(path: Path) -> dict:
         raise ModelFileError(f"{path}: not valid {kind}: {err}") from err
     if not isinstance(data, dict):
         raise ModelFileError(f"{path}: expected a table at the top level")
+    where = _nonfinite(data, "")
+    if where is not None:
+        line = _nonfinite_line(text)
+        at = f"line {line}: " if line else ""
+        raise ModelFileError(f"{path}: {at}{where.lstrip('.')}: non-finite number (nan or inf)")
     return data
+
+
+#: A number literal as TOML, JSON (NaN, Infinity) and amplitude strings write it.
+_NUMBER = re.compile(r"(?<![\w.])[+-]?(?:nan|inf(?:inity)?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?![\w.])", re.IGNORECASE)
+
+
+def _nonfinite(value, where: str) -> str | None:
+    """Key path of the first non-finite number in parsed data (floats, and numbers inside strings), else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    if isinstance(value, str) and any(not math.isfinite(float(t)) for t in _NUMBER.findall(value) if any(c.isdigit() for c in t)):
+        return where
+    if isinstance(value, Mapping):
+        items = ((f"{where}.{k}", v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        found = _nonfinite(item, key)
+        if found is not None:
+            return found
+    return None
+
+
+def _nonfinite_line(text: str) -> int | None:
+    """1-based line of the first non-finite number literal in ``text`` (comments included), or None."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if any(not math.isfinite(float(t)) for t in _NUMBER.findall(line)):
+            return number
+    return None
 
 
 def model_from_dict(data: Mapping, where: str) -> TightBinding:
