@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import DATA
 from hamdesign.cli import app
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 runner = CliRunner()
 
 
@@ -58,7 +58,7 @@ def test_fixed_mu_on_every_backend(name):
 
 
 def test_evaluate_reference_tb_dat_gives_six():
-    path = REFERENCE / "triangular_optimum_tb.dat"
+    path = DATA / "triangular_optimum_tb.dat"
     result = runner.invoke(app, ["--backend", "numpy", "evaluate", str(path), "--nk", "48", "--beta", "200", "--filling", "0.5", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
