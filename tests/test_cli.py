@@ -93,6 +93,32 @@ def test_backends_and_models_commands():
     assert {m["name"] for m in json.loads(models.stdout)["models"]} >= {"haldane", "hbn"}
 
 
+
+def test_backends_report_the_installed_distribution_versions():
+    """autograd has no __version__: the table must still show the installed version, not "unknown"."""
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["backends", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["backends"] if row["installed"]}
+    assert "autograd" in rows
+    assert rows["autograd"]["version"] == version("autograd") != "unknown"
+    assert all(row["version"] not in ("", "unknown") for row in rows.values()), rows
+    table = runner.invoke(app, ["backends"], env={"COLUMNS": "200"})
+    assert version("autograd") in table.stdout
+
+
+def test_autograd_version_falls_back_without_distribution_metadata(monkeypatch):
+    from importlib.metadata import PackageNotFoundError
+
+    import hamdesign.backends.autograd as adapter
+
+    def missing(name):
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(adapter, "_distribution_version", missing)
+    assert adapter._autograd_version() == getattr(adapter._autograd, "__version__", "unknown")
+
 def test_human_readable_output():
     result = runner.invoke(app, ["--backend", "numpy", "evaluate", "haldane", "--nk", "30", "--beta", "100"])
     assert result.exit_code == 0, result.output
