@@ -126,6 +126,20 @@ def test_human_readable_output():
 
 
 @pytest.mark.parametrize(
+    ("model", "label", "count"),
+    [("haldane", "global gap above band 1 (t1)", 1), (str(DATA / "triangular_optimum_tb.dat"), "global gaps above bands 1…3 (eV)", 3)],
+)
+def test_hall_table_names_which_gaps_and_their_unit(model, label, count):
+    """The gap row says which gaps (above which bands) and in which unit, not just "band gaps"."""
+    result = runner.invoke(app, ["--backend", "numpy", "evaluate", model, "--nk", "24", "--beta", "100"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "gap" in line)
+    assert label in row
+    values = row.split("│")[2].split(",")
+    assert len(values) == count and all(float(v) > 0.5 for v in values)  # both models are gapped at every band
+
+
+@pytest.mark.parametrize(
     "args, message",
     [
         (["--backend", "tensorflow", "evaluate", "haldane", "--beta", "1"], "unknown backend 'tensorflow'"),

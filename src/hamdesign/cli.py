@@ -422,8 +422,20 @@ def _print_hall(report: dict, tb) -> None:
     table.add_row("μ", f"{report['mu']:.6g} {tb.energy_unit}")
     table.add_row("β", f"{report['beta']:g} 1/{tb.energy_unit}")
     table.add_row("k-mesh", "×".join(map(str, report["nk"])))
-    table.add_row("global band gaps", ", ".join(f"{g:.4g}" for g in report["band_gaps"]))
+    if report["band_gaps"]:
+        table.add_row(band_gap_label(len(report["band_gaps"]), tb.energy_unit), ", ".join(f"{g:.4g}" for g in report["band_gaps"]))
     _console().print(table)
+
+
+def band_gap_label(n_gaps: int, energy_unit: str) -> str:
+    """The Hall table's label for the global gaps min E_{n+1} − max E_n, n = 1…n_gaps (negative: the bands overlap).
+
+    >>> band_gap_label(3, "t1")
+    'global gaps above bands 1…3 (t1)'
+    """
+    if n_gaps == 1:
+        return f"global gap above band 1 ({energy_unit})"
+    return f"global gaps above bands 1…{n_gaps} ({energy_unit})"
 
 
 # ------------------------------------------------------------------------------------- design
