@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hamdesign-installed
 
-.PHONY: install demo test test-fast bench docs clean
+.PHONY: install demo test test-fast bench docs cli-docs clean
 
 # torch==2.13.0 first: a CPU wheel is on disk; an unpinned torch would pull several GB of CUDA packages.
 $(STAMP): pyproject.toml Makefile
@@ -36,6 +36,10 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
+
+# Regenerates the reference section of docs/cli.md from the Typer app (tests/test_cli_docs.py fails when it is stale).
+cli-docs: $(STAMP)
+	$(BIN)/python -m hamdesign.cli_docs docs/cli.md
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .asv site

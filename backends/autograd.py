@@ -10,6 +10,8 @@ the conjugations in ``_eigh_vjp``.
 from __future__ import annotations
 
 import os
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
 from types import SimpleNamespace
 
 import autograd as _autograd
@@ -23,7 +25,17 @@ from ._small_matrices import eigh_small, is_2x2_batch, matmul_2x2, uses_closed_f
 from ._eigh_rule import eigh_vjp_wirtinger
 
 name = "autograd"
-version = getattr(_autograd, "__version__", "unknown")
+
+
+def _autograd_version() -> str:
+    """autograd has no ``__version__``; its installed distribution's metadata has the version."""
+    try:
+        return _distribution_version("autograd")
+    except PackageNotFoundError:  # importable without metadata (a source checkout on sys.path)
+        return getattr(_autograd, "__version__", "unknown")
+
+
+version = _autograd_version()
 can_differentiate = True
 can_compile = False
 

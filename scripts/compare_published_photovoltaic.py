@@ -1,6 +1,6 @@
 """Our σ(ω) at the published photovoltaic optimum next to the digitised published curve.
 
-Evaluates kondo_chain with the spins, t1, t2, J and μ of shared/reference/photovoltaic_optimum.json
+Evaluates kondo_chain with the spins, t1, t2, J and μ of tests/data/photovoltaic_optimum.json
 at 300 K: the shift conductivity σ^xxx(ω) and τ·η^xxx(ω) (injection) for several broadenings, fits
 the one free scale (τ per cross-section: the injection part ∝ τ/A) to the digitised σ(ω) on a log
 scale, and writes docs/images/photovoltaic-sigma.png. Usage:
@@ -22,7 +22,7 @@ from hamdesign.observables.photocurrent import photocurrent_report
 from hamdesign.units import ELEMENTARY_CHARGE, HBAR, kelvin_to_energy
 
 ROOT = Path(__file__).resolve().parents[1]
-reference = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "reference" / "photovoltaic_optimum.json"
+reference = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "tests" / "data" / "photovoltaic_optimum.json"
 ref = json.loads(reference.read_text())
 fitted = ref["fitted_parameters_eV"]
 model = kondo_chain(t1=fitted["t1_eV"], t2=fitted["t2_eV"], J=fitted["J_eV"], spins=np.array(ref["spins_unit_vectors"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from hamdesign.backends import FRAMEWORK_MODULE
 AUTODIFF = ("jax", "torch", "autograd")
 ALL = AUTODIFF + ("numpy",)
 REQUIRE_ALL = os.environ.get("HAMDESIGN_REQUIRE_ALL_BACKENDS", "0") == "1"
+# Reference data of the original work, inside the repository so that a bare clone tests itself (tests/data/README.md).
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def _enter(name: str):

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import DATA
 from hamdesign.cli import app
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 runner = CliRunner()
 
 
@@ -58,7 +58,7 @@ def test_fixed_mu_on_every_backend(name):
 
 
 def test_evaluate_reference_tb_dat_gives_six():
-    path = REFERENCE / "triangular_optimum_tb.dat"
+    path = DATA / "triangular_optimum_tb.dat"
     result = runner.invoke(app, ["--backend", "numpy", "evaluate", str(path), "--nk", "48", "--beta", "200", "--filling", "0.5", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -93,10 +93,50 @@ def test_backends_and_models_commands():
     assert {m["name"] for m in json.loads(models.stdout)["models"]} >= {"haldane", "hbn"}
 
 
+
+def test_backends_report_the_installed_distribution_versions():
+    """autograd has no __version__: the table must still show the installed version, not "unknown"."""
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["backends", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["backends"] if row["installed"]}
+    assert "autograd" in rows
+    assert rows["autograd"]["version"] == version("autograd") != "unknown"
+    assert all(row["version"] not in ("", "unknown") for row in rows.values()), rows
+    table = runner.invoke(app, ["backends"], env={"COLUMNS": "200"})
+    assert version("autograd") in table.stdout
+
+
+def test_autograd_version_falls_back_without_distribution_metadata(monkeypatch):
+    from importlib.metadata import PackageNotFoundError
+
+    import hamdesign.backends.autograd as adapter
+
+    def missing(name):
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(adapter, "_distribution_version", missing)
+    assert adapter._autograd_version() == getattr(adapter._autograd, "__version__", "unknown")
+
 def test_human_readable_output():
     result = runner.invoke(app, ["--backend", "numpy", "evaluate", "haldane", "--nk", "30", "--beta", "100"])
     assert result.exit_code == 0, result.output
     assert "σ_xy" in result.stdout and "Chern" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("model", "label", "count"),
+    [("haldane", "global gap above band 1 (t1)", 1), (str(DATA / "triangular_optimum_tb.dat"), "global gaps above bands 1…3 (eV)", 3)],
+)
+def test_hall_table_names_which_gaps_and_their_unit(model, label, count):
+    """The gap row says which gaps (above which bands) and in which unit, not just "band gaps"."""
+    result = runner.invoke(app, ["--backend", "numpy", "evaluate", model, "--nk", "24", "--beta", "100"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "gap" in line)
+    assert label in row
+    values = row.split("│")[2].split(",")
+    assert len(values) == count and all(float(v) > 0.5 for v in values)  # both models are gapped at every band
 
 
 @pytest.mark.parametrize(

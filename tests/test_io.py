@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import random_model
+from conftest import DATA, random_model
 from hamdesign.errors import ModelFileError
 from hamdesign.io import (
     atomic_write_text,
@@ -23,7 +22,6 @@ from hamdesign.io import (
 from hamdesign.model import hamiltonian
 from hamdesign.models import haldane, hbn, kondo_chain
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
 MODELS = {
     "haldane": lambda: haldane(M=0.2, phi=0.7),
@@ -86,7 +84,7 @@ def test_wigner_seitz_degeneracy_divides_the_hopping(numpy_backend, tmp_path):
 def test_reference_triangular_optimum(numpy_backend):
     from hamdesign.observables.hall import chern_numbers_lattice, hall_report
 
-    model = load_model(str(REFERENCE / "triangular_optimum_tb.dat"))
+    model = load_model(str(DATA / "triangular_optimum_tb.dat"))
     assert model.dim == 2 and model.norb == 4
     assert model.lattice.transverse_measure == pytest.approx(10.0)
     report = hall_report(model, None, 48, beta=200.0, filling=0.5)
@@ -96,7 +94,7 @@ def test_reference_triangular_optimum(numpy_backend):
 
 
 def test_thickness_override(numpy_backend):
-    model = load_model(str(REFERENCE / "triangular_optimum_tb.dat"), thickness=3.0)
+    model = load_model(str(DATA / "triangular_optimum_tb.dat"), thickness=3.0)
     assert model.lattice.transverse_measure == pytest.approx(3.0)
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import hamdesign as hd
-from hamdesign.models import MODELS, get_model, kondo_chain, spin_directions
-
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+from conftest import DATA
+from hamdesign.models import MODELS, get_model, kondo_chain, spin_directions, triangular, triangular_bonds
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -35,7 +33,7 @@ def test_kondo_chain_ferromagnet_has_exchange_split_cosine_bands(numpy_backend):
 
 
 def test_kondo_chain_reference_texture_round_trips_spins():
-    ref = json.loads((REFERENCE / "photovoltaic_optimum.json").read_text())
+    ref = json.loads((DATA / "photovoltaic_optimum.json").read_text())
     spins = np.array(ref["spins_unit_vectors"])
     m = kondo_chain(spins=spins)
     back = spin_directions(m, m.default_params)
@@ -43,3 +41,24 @@ def test_kondo_chain_reference_texture_round_trips_spins():
     assert m.norb == 24 and m.dim == 1
     assert m.lattice.transverse_measure == pytest.approx(1.0)
     assert kondo_chain(cross_section=20.0).lattice.transverse_measure == pytest.approx(20.0)
+
+
+def _undirected(i: int, j: int, d, shell: str) -> tuple:
+    """A bond as a hashable key that is the same for i→j along d and j→i along −d."""
+    d = tuple(float(x) + 0.0 for x in np.round(np.asarray(d, dtype=float), 2))  # + 0.0 turns −0.0 into 0.0
+    back = tuple(-x + 0.0 for x in d)
+    return (shell, *min((i, j, d), (j, i, back)))
+
+
+def test_triangular_geometry_matches_the_published_model(numpy_backend):
+    """Lattice, sublattices and the 36 bonds of ``triangular`` are those of tests/data/triangular_model.json."""
+    ref = json.loads((DATA / "triangular_model.json").read_text())
+    m = triangular()
+    a = np.asarray(m.lattice.vectors)[:2, :2]
+    np.testing.assert_allclose(a, ref["lattice_vectors"], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(m.positions)[:, :2], ref["sublattice_positions"], atol=1e-6)
+    tau = np.asarray(ref["sublattice_positions"])
+    ours = {_undirected(i, j, np.asarray(R) @ a + tau[j] - tau[i], shell) for i, j, R, shell in triangular_bonds()}
+    published = {_undirected(b["from"] - 1, b["to"] - 1, b["d"], b["class"]) for b in ref["bonds"]}
+    assert len(ours) == len(published) == 36
+    assert ours == published

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import AUTODIFF, central_difference, value_and_grad_on
+from conftest import AUTODIFF, DATA, central_difference, value_and_grad_on
 from hamdesign.backend import use_backend
 from hamdesign.lattice import kmesh
 from hamdesign.models import kondo_chain
 from hamdesign.observables.photocurrent import photocurrent, photocurrent_on_grid, photocurrent_report
 from hamdesign.units import kelvin_to_energy
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 BETA_300K = 1.0 / kelvin_to_energy(300.0)
 
 
@@ -81,7 +79,7 @@ def test_gradient_finite_at_degeneracies(ad_backend, case):
 
 
 def test_published_optimum_reaches_published_order_of_magnitude(numpy_backend):
-    ref = json.loads((REFERENCE / "photovoltaic_optimum.json").read_text())
+    ref = json.loads((DATA / "photovoltaic_optimum.json").read_text())
     fitted = ref["fitted_parameters_eV"]
     m = kondo_chain(t1=fitted["t1_eV"], t2=fitted["t2_eV"], J=fitted["J_eV"], spins=np.array(ref["spins_unit_vectors"]))
     report = photocurrent_report(m, None, 128, beta=BETA_300K, mu=fitted["mu_eV"], tau=1e-13)

@@ -477,9 +477,7 @@ def _print_hall(report: dict, tb) -> None:
     table.add_row("k-mesh", "×".join(map(str, report["nk"])))
     gaps = report["gaps_above_band"]
     if gaps:
-        table.add_row(
-            f"gap above band n (min over the mesh, {tb.energy_unit}; < 0: bands overlap)", ", ".join(f"{n}: {g:.4g}" for n, g in gaps.items())
-        )
+        table.add_row(band_gap_label(len(gaps), tb.energy_unit), ", ".join(f"{g:.4g}" for g in gaps.values()))
     _console().print(table)
 
 
@@ -498,6 +496,17 @@ def _print_hall_scan(report: dict, tb, title: str) -> None:
     for i in range(0, len(report["mu"]), step):
         table.add_row(f"{report['mu'][i]:.4g}", *[f"{values[i]:.6g}" for _, values in columns])
     _console().print(table)
+
+
+def band_gap_label(n_gaps: int, energy_unit: str) -> str:
+    """The Hall table's label for the global gaps min E_{n+1} − max E_n, n = 1…n_gaps (negative: the bands overlap).
+
+    >>> band_gap_label(3, "t1")
+    'global gaps above bands 1…3 (t1)'
+    """
+    if n_gaps == 1:
+        return f"global gap above band 1 ({energy_unit})"
+    return f"global gaps above bands 1…{n_gaps} ({energy_unit})"
 
 
 # ------------------------------------------------------------------------------------- design
