@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import numpy as np
 from hamdesign.cli import app
 from hamdesign.design import PRESETS, DesignRun, write_result
 from hamdesign.errors import NoCheckpointError, ParameterError, ResultFolderConflict, ResultFolderLocked
@@ -75,7 +75,16 @@ def test_a_later_run_with_another_seed_is_refused_and_the_finished_result_kept(t
     refused = _design(tiny_config, "--seeds", "2", "--out", out)
     assert refused.exit_code == 2
     line = _error_line(refused)
-    for words in ("holds another run", "seed 0", "finished", "seed 2", "differs in seed", "--overwrite", "another --out", "--resume"):
+    for words in (
+        "holds another run",
+        "seed 0",
+        "finished",
+        "seed 2",
+        "differs in seed",
+        "--overwrite",
+        "another --out",
+        "--resume",
+    ):
         assert words in line, words
     assert _snapshot(out) == before  # not a byte changed
     assert not (out / LOCK_NAME).exists()
@@ -102,7 +111,16 @@ def test_two_processes_started_at_once_one_runs_the_other_is_refused(tmp_path):
     config = _config_file(tmp_path / "race.toml", _tiny(steps=200, nk=24, checkpoint_every=5))
     out = tmp_path / "X"
     env = {**os.environ, "HAMDESIGN_BACKEND": "autograd"}
-    procs = {seed: subprocess.Popen([*_cli(), "-q", "design", str(config), "--seeds", str(seed), "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (0, 1)}
+    procs = {
+        seed: subprocess.Popen(
+            [*_cli(), "-q", "design", str(config), "--seeds", str(seed), "--out", str(out)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (0, 1)
+    }
     done = {seed: (p.wait(timeout=600), p.stderr.read()) for seed, p in procs.items()}
     for p in procs.values():
         p.stdout.close()
@@ -211,7 +229,8 @@ def test_multi_seed_rules_per_seed_subfolder(tmp_path, tiny_config):
     assert mixed.exit_code == 2 and "holds a single run" in _error_line(mixed)
     replaced = _design(other, "--seeds", "0:2", "--out", out, "--overwrite")
     assert replaced.exit_code == 0, replaced.output
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["seed_000", "seed_001"]  # seeds 2 and 3 of the old run are gone
+    # seeds 2 and 3 of the old run are gone
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["seed_000", "seed_001"]
     assert json.loads((out / "seed_000" / "result.json").read_text())["config"]["init_scale"] == 0.5
 
 
@@ -236,7 +255,8 @@ def test_api_raises_specific_exceptions(tmp_path, numpy_backend):
     cfg = _tiny()
     finished = tmp_path / "X"
     with claim_run_folder(finished, RunIdentity.of(cfg, seed=0, design="tiny")):
-        (finished / "result.json").write_text(json.dumps({"config": cfg, "seed": 0, "design": "tiny"}))  # a result without "run": older folders
+        # a result without "run", as older versions wrote
+        (finished / "result.json").write_text(json.dumps({"config": cfg, "seed": 0, "design": "tiny"}))
     other = RunIdentity.of(cfg, seed=4, design="tiny")
     with pytest.raises(ResultFolderConflict, match="seed 0, 3 steps, finished.*differs in seed"):
         with claim_run_folder(finished, other):
@@ -274,7 +294,14 @@ def _dead_pid() -> int:
 
 def _write_lock(folder: Path, **record) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    base = {"pid": 1, "host": socket.gethostname(), "started": "2000-01-01T00:00:00+00:00", "pid_start": None, "token": "x", "run": {"design": "old", "seed": 7}}
+    base = {
+        "pid": 1,
+        "host": socket.gethostname(),
+        "started": "2000-01-01T00:00:00+00:00",
+        "pid_start": None,
+        "token": "x",
+        "run": {"design": "old", "seed": 7},
+    }
     path = folder / LOCK_NAME
     path.write_text(json.dumps({**base, **record}))
     return path
@@ -314,7 +341,10 @@ def test_stale_lock_rules():
     here = socket.gethostname()
     assert lock_is_stale({"pid": _dead_pid(), "host": here}, age_s=0)
     assert not lock_is_stale({"pid": os.getpid(), "host": here}, age_s=1e6)
-    assert lock_is_stale({"pid": os.getpid(), "host": here, "pid_start": "not-this-process"}, age_s=0) == Path("/proc/self/stat").exists()
+    assert (
+        lock_is_stale({"pid": os.getpid(), "host": here, "pid_start": "not-this-process"}, age_s=0)
+        == Path("/proc/self/stat").exists()
+    )
     assert not lock_is_stale({"pid": _dead_pid(), "host": here + "-elsewhere"}, age_s=1e6)  # another machine: cannot tell
     assert not lock_is_stale(None, age_s=1.0)  # being written by its creator
     assert lock_is_stale(None, age_s=3600.0)
@@ -342,7 +372,12 @@ def test_the_lock_is_released_on_exceptions_and_keyboard_interrupt(tmp_path):
         with pytest.raises(type(exc)):
             with folder_lock(folder, RunIdentity.of(_tiny(), seed=0, design="tiny")):
                 record = json.loads((folder / LOCK_NAME).read_text())
-                assert record["pid"] == os.getpid() and record["host"] == socket.gethostname() and record["run"]["seed"] == 0 and record["started"]
+                assert (
+                    record["pid"] == os.getpid()
+                    and record["host"] == socket.gethostname()
+                    and record["run"]["seed"] == 0
+                    and record["started"]
+                )
                 raise exc
         assert not (folder / LOCK_NAME).exists()
 

@@ -44,6 +44,8 @@ ENSEMBLE_FILE = "ensemble.json"
 _NOT_HASHED = ("steps", "seeds", "checkpoint_every")
 # An unreadable lock younger than this is being written by its creator right now.
 _UNREADABLE_LOCK_GRACE_S = 30.0
+# How long to wait for a just-created lock's content before calling it unreadable.
+_WRITE_WAIT_S = 1.0
 # A takeover guard older than this was left by a process killed mid-takeover.
 _GUARD_STALE_S = 60.0
 
@@ -188,7 +190,10 @@ def ensemble_seeds(root: str | os.PathLike) -> list[int]:
 
 # ---------------------------------------------------------------------------------- checks
 def _ways_out(folder: Path) -> str:
-    return f"use --overwrite (overwrite=True) to replace it, another --out, or --resume {folder} with that run's own preset or config to continue it"
+    return (
+        f"use --overwrite (overwrite=True) to replace it, another --out, "
+        f"or --resume {folder} with that run's own preset or config to continue it"
+    )
 
 
 _FIELD_WORDS = {"config_hash": "config", "model": "model", "seed": "seed", "steps": "number of steps"}
@@ -200,7 +205,8 @@ def _differing(fields: list[str]) -> str:
 
 def _conflict(folder: Path, found: FolderContent, request: RunIdentity, fields: list[str]) -> ResultFolderConflict:
     return ResultFolderConflict(
-        f"{folder} holds another run ({found.describe()}); this run is {request.describe()} (differs in {_differing(fields)}): {_ways_out(folder)}"
+        f"{folder} holds another run ({found.describe()}); "
+        f"this run is {request.describe()} (differs in {_differing(fields)}): {_ways_out(folder)}"
     )
 
 
@@ -218,10 +224,16 @@ def check_run_folder(
     same_length = (not resume) if same_length is None else same_length
     if (folder / ENSEMBLE_FILE).exists() or _seed_subfolders(folder):
         raise ResultFolderConflict(
-            f"{folder} holds a multi-seed run ({', '.join(p.name for p in _seed_subfolders(folder)) or ENSEMBLE_FILE}); this single run is {request.describe()}: {_ways_out(folder)}"
+            f"{folder} holds a multi-seed run ({', '.join(p.name for p in _seed_subfolders(folder)) or ENSEMBLE_FILE}); "
+            f"this single run is {request.describe()}: {_ways_out(folder)}"
         )
     found = inspect_run_folder(folder)
     if resume and (found is None or found.step is None):
+        if (folder / "checkpoint.npz").exists():
+            raise ResultFolderConflict(
+                f"cannot resume {folder}: its checkpoint.npz cannot be read; "
+                "start the run again with --overwrite or another --out"
+            )
         raise NoCheckpointError(
             f"cannot resume {folder}: no checkpoint.npz there"
             + (" (it holds a finished result without one)" if found is not None else "")
@@ -232,7 +244,8 @@ def check_run_folder(
     if fields:
         if resume:
             raise ResultFolderConflict(
-                f"cannot resume {folder} as {request.describe()}: it holds {found.describe()} (differs in {_differing(fields)}); resume it with its own preset or config, or start the new run with another --out"
+                f"cannot resume {folder} as {request.describe()}: it holds {found.describe()} (differs in {_differing(fields)}); "
+                "resume it with its own preset or config, or start the new run with another --out"
             )
         raise _conflict(folder, found, request, fields)
     return found
@@ -248,7 +261,8 @@ def check_ensemble_root(root: str | os.PathLike, request: RunIdentity, *, same_l
     found = inspect_run_folder(root)
     if found is not None:
         raise ResultFolderConflict(
-            f"{root} holds a single run ({found.describe()}), not seed_NNN/ subfolders; this multi-seed run is {request.describe()}: {_ways_out(root)}"
+            f"{root} holds a single run ({found.describe()}), not seed_NNN/ subfolders; "
+            f"this multi-seed run is {request.describe()}: {_ways_out(root)}"
         )
     for sub in _seed_subfolders(root):
         found = inspect_run_folder(sub)
@@ -348,7 +362,8 @@ def _describe_lock(path: Path, record: dict | None) -> str:
     run = record.get("run") or {}
     what = f"{run.get('design', '?')} seed {run.get('seed')}" if run else "a run"
     return (
-        f"{path.parent} is in use by another hamdesign run (pid {record.get('pid')} on {record.get('host')}, {what}, since {record.get('started')}): "
+        f"{path.parent} is in use by another hamdesign run "
+        f"(pid {record.get('pid')} on {record.get('host')}, {what}, since {record.get('started')}): "
         f"wait for it to finish or use another --out; if that process is gone, remove {path}"
     )
 
@@ -429,6 +444,12 @@ def folder_lock(folder: str | os.PathLike, identity: RunIdentity | None = None) 
             age = time.time() - path.stat().st_mtime
         except FileNotFoundError:
             continue  # released between our attempt and the read: try again
+        waited = 0.0
+        while seen is None and age + waited < _UNREADABLE_LOCK_GRACE_S and waited < _WRITE_WAIT_S:
+            # created but not yet written (O_EXCL create, then write): its content comes within moments
+            time.sleep(0.02)
+            waited += 0.02
+            seen = _read_lock(path)
         with _HELD_GUARD:
             held_here = seen is not None and seen.get("pid") == os.getpid() and key in _HELD
         if held_here or not lock_is_stale(seen, age_s=age):
@@ -482,6 +503,8 @@ def claim_run_folder(
     """
     if resume and overwrite:
         raise ParameterError(_RESUME_AND_OVERWRITE)
+    if resume and not Path(folder).is_dir():
+        raise NoCheckpointError(f"cannot resume {folder}: no such folder")
     with folder_lock(folder, request):
         try:
             found = check_run_folder(folder, request, resume=resume, same_length=same_length)
