@@ -59,6 +59,7 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert 0 < state.step < 300
     resumed = subprocess.run([_cli(), "-q", "design", str(config), "--resume", str(killed)], env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"took over the lock of pid {proc.pid}" in resumed.stderr  # the killed run's lock, recognised as stale
     straight = subprocess.run([_cli(), "-q", "design", str(config), "--out", str(tmp_path / "straight")], env=env, capture_output=True, text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr
     a = json.loads((killed / "result.json").read_text())

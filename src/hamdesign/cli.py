@@ -535,37 +535,102 @@ def design(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Result folder (default: results/<name>). One subfolder per seed when several seeds run.")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds: START:STOP (Python range) or a comma list; default from the config.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Override the number of optimisation steps.")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from the checkpoint in this result folder.")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from the checkpoint in this result folder (seed_NNN/ subfolders: each seed's). Refused unless the folder holds a run of the same preset or config, model and seed.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace another run's results in the output folder (without it, writing into a folder that holds another run is refused).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result (or ensemble summary) as JSON.")] = False,
 ) -> None:
     """Run an inverse design with a progress bar; write result.json, history.npz, the model and figures."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    import warnings
 
-    from .design import DesignRun, load_config, summarise_ensemble, write_result
+    from .io.runfolder import OverwriteWarning, StaleLockWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", StaleLockWarning)
+        warnings.simplefilter("always", OverwriteWarning)
+        warnings.showwarning = lambda message, *args, **kwargs: typer.echo(f"hamdesign: warning: {message}", err=True)
+        _design(source, out, seeds, steps, resume, overwrite, as_json)
+
+
+def _resume_plan(folder: Path, seeds: Optional[str]) -> tuple[list[int], bool, int | None]:
+    """(seeds, multi-seed layout?, the run's number of steps) for ``--resume folder``."""
+    from .errors import NoCheckpointError, ParameterError
+    from .io.runfolder import ensemble_seeds, inspect_run_folder, seed_folder
+
+    found = inspect_run_folder(folder)
+    if found is not None and found.step is not None:
+        seed_list = _parse_seeds(seeds, [0 if found.identity.seed is None else found.identity.seed])
+        if len(seed_list) != 1:
+            raise ParameterError(f"--resume {folder}: the folder holds one run (seed {found.identity.seed}); --seeds {seeds} selects several")
+        return seed_list, False, found.identity.steps
+    present = ensemble_seeds(folder)
+    if not present:
+        raise NoCheckpointError(f"cannot resume {folder}: no checkpoint.npz there, nor seed_NNN/ subfolders" + (" (it holds a finished result without a checkpoint)" if found else ""))
+    started = [f for f in (inspect_run_folder(seed_folder(folder, s)) for s in present) if f is not None]
+    return _parse_seeds(seeds, present), True, started[0].identity.steps if started else None
+
+
+def _design(source: str, out: Optional[Path], seeds: Optional[str], steps: Optional[int], resume: Optional[Path], overwrite: bool, as_json: bool) -> None:
+    from .design import DesignRun, load_config
     from .errors import ParameterError
+    from .io.runfolder import claim_ensemble_root, claim_run_folder
 
+    if resume is not None and out is not None and out.resolve() != resume.resolve():
+        raise ParameterError(f"--resume {resume} continues the run in that folder; --out {out} names another (give one of them)")
+    if steps is not None and steps < 1:
+        raise ParameterError("--steps must be positive")
+    cfg, label = load_config(source)
     if resume is not None:
-        checkpoint = resume / "checkpoint.npz"
-        if not checkpoint.exists():
-            raise ParameterError(f"--resume {resume}: no checkpoint.npz there")
-        from .optimize import load_checkpoint
-
-        _, meta = load_checkpoint(checkpoint)
-        cfg, label = meta["config"], source
-        seed_list, out_root = [int(meta["seed"])], resume
+        out_root = resume
+        seed_list, multi, run_steps = _resume_plan(resume, seeds)
+        if steps is None and run_steps is not None:
+            steps = run_steps  # continue to the length the run was started with, not the config's
     else:
-        cfg, label = load_config(source)
         seed_list = _parse_seeds(seeds, cfg.get("seeds", [0]))
         out_root = out or Path("results") / label
+        multi = len(seed_list) > 1
     if steps is not None:
-        if steps < 1:
-            raise ParameterError("--steps must be positive")
         cfg = {**cfg, "steps": steps}
-    run = DesignRun(cfg)
+    run = DesignRun(cfg, label=label)
+    # The whole command holds the output folder: a second run into it is refused, not interleaved.
+    if multi:
+        claim = claim_ensemble_root(out_root, run.identity(None), resume=resume is not None, overwrite=overwrite)
+    else:
+        claim = claim_run_folder(out_root, run.identity(seed_list[0]), resume=resume is not None, overwrite=overwrite)
+    with claim:
+        results = _design_seeds(run, seed_list, out_root, multi=multi, resume=resume is not None, overwrite=overwrite, as_json=as_json)
+        if multi:
+            from .design import summarise_ensemble
+            from .io import atomic_write_text
+
+            summary = summarise_ensemble(results)
+            atomic_write_text(out_root / "ensemble.json", json.dumps(summary, indent=2))
+    if multi:
+        if as_json:
+            _print_json(summary)
+        else:
+            _console().print(
+                f"best seed {summary['best_seed']}: {summary['quantity']} = {summary['best_value']:+.6g}"
+                + (f" (Chern {summary['best_chern']})" if "best_chern" in summary else "")
+                + f"; mean {summary['mean']:+.4g} ± {summary['std']:.3g} over {len(summary['seeds'])} seeds"
+            )
+    elif as_json:
+        _print_json(results[0])
+
+
+def _design_seeds(run, seed_list: list[int], out_root: Path, *, multi: bool, resume: bool, overwrite: bool, as_json: bool) -> list[dict]:
+    """Run and write each seed (its own seed_NNN/ when ``multi``) with a progress bar; the results."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .design import write_result
+    from .io.runfolder import seed_folder
+
     console = _console()
+    label = run.label
     results = []
     for seed in seed_list:
-        folder = out_root if (resume is not None or len(seed_list) == 1) else out_root / f"seed_{seed:03d}"
+        folder = seed_folder(out_root, seed) if multi else out_root
+        # resuming an ensemble: a seed that never started has nothing to resume and starts afresh
+        resume_seed = resume and (not multi or (folder / "checkpoint.npz").exists())
         with Progress(
             TextColumn(f"[bold]{label}[/] seed {seed}"),
             BarColumn(),
@@ -589,7 +654,7 @@ def design(
                     info += f"  J {record['j_total']:+.4g} A/m²"
                 progress.update(task, completed=step + 1, info=info)
 
-            state = run.run(seed, out_dir=folder, resume=resume is not None, on_step=on_step)
+            state = run.run(seed, out_dir=folder, resume=resume_seed, overwrite=overwrite, on_step=on_step)
         results.append(write_result(run, state, folder, seed=seed, label=label))
         if not as_json:
             ev = results[-1]["evaluation"]
@@ -605,21 +670,7 @@ def design(
                     f"seed {seed}: σ_xy = {ev['sigma_xy']:+.6f} e²/h at β = {ev['beta']:g} (Chern {ev['chern_lattice']}), "
                     f"{ev['sigma_xy_at_final_training_beta']:+.4f} at the final training β = {ev['final_training_beta']:.4g}; → {folder}"
                 )
-    if len(results) > 1:
-        from .io import atomic_write_text
-
-        summary = summarise_ensemble(results)
-        atomic_write_text(out_root / "ensemble.json", json.dumps(summary, indent=2))
-        if as_json:
-            _print_json(summary)
-        else:
-            console.print(
-                f"best seed {summary['best_seed']}: {summary['quantity']} = {summary['best_value']:+.6g}"
-                + (f" (Chern {summary['best_chern']})" if "best_chern" in summary else "")
-                + f"; mean {summary['mean']:+.4g} ± {summary['std']:.3g} over {len(summary['seeds'])} seeds"
-            )
-    elif as_json:
-        _print_json(results[0])
+    return results
 
 
 def _load_result(folder: Path):

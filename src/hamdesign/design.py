@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend as _backend
-from .errors import ConfigError, HamdesignError
+from .errors import ConfigError, HamdesignError, NoCheckpointError
 from .lattice import kmesh as make_kmesh
 from .lattice import parse_nk
 from .optimize import OPTIMIZERS, cosine_ramp, load_checkpoint, log_linear, minimise, piecewise
@@ -287,11 +287,12 @@ def learning_rate_schedule(cfg: Mapping) -> Callable[[int], float]:
 class DesignRun:
     """A configured design problem: model, parametrization, objective, schedules."""
 
-    def __init__(self, cfg: Mapping):
+    def __init__(self, cfg: Mapping, *, label: str | None = None):
         from .io import load_model
         from .objectives import hall_objective, photocurrent_objective
 
         self.cfg = cfg
+        self.label = label or str(cfg["model"]["name"])  # preset name or config stem, for messages and result.json
         self.model = load_model(cfg["model"]["name"], thickness=cfg["model"].get("thickness"))
         self.par = build_parametrization(self.model, cfg.get("parameters", {}))
         self.nk = parse_nk(cfg.get("kmesh", 60) if not isinstance(cfg.get("kmesh"), list) else cfg["kmesh"], self.model.dim)
@@ -335,18 +336,37 @@ class DesignRun:
     def initial_theta(self, seed: int) -> np.ndarray:
         return self.par.initial(seed, scale=self.cfg.get("init_scale", 1.0))
 
-    def run(self, seed: int, *, out_dir: Path | None = None, resume: bool = False, on_step=None, steps: int | None = None):
-        """Optimise from ``seed`` (or resume ``out_dir``'s checkpoint); returns the final DesignState."""
-        checkpoint = out_dir / "checkpoint.npz" if out_dir is not None else None
-        state = None
-        if resume:
-            if checkpoint is None or not checkpoint.exists():
-                raise HamdesignError(f"cannot resume: no checkpoint.npz in {out_dir}")
-            state, meta = load_checkpoint(checkpoint)
-            if meta.get("seed") != seed or meta.get("backend") not in (None, _backend.current().name):
-                raise HamdesignError(f"checkpoint in {out_dir} was written by seed {meta.get('seed')} on {meta.get('backend')}")
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
+    def identity(self, seed: int | None):
+        """The :class:`~hamdesign.io.runfolder.RunIdentity` a result folder of this run records."""
+        from .io.runfolder import RunIdentity
+
+        return RunIdentity.of(self.cfg, seed=seed, design=self.label)
+
+    def run(self, seed: int, *, out_dir: Path | None = None, resume: bool = False, overwrite: bool = False, on_step=None, steps: int | None = None):
+        """Optimise from ``seed`` (or resume ``out_dir``'s checkpoint); returns the final DesignState.
+
+        With ``out_dir`` the folder is locked for the run and must hold nothing but this run
+        (:func:`~hamdesign.io.runfolder.claim_run_folder`): another run's files raise
+        ResultFolderConflict unless ``overwrite``, a live run there raises ResultFolderLocked, and
+        ``resume`` needs a checkpoint of this same configuration, model and seed.
+        """
+        if out_dir is None:
+            if resume:
+                raise NoCheckpointError("cannot resume without a result folder (out_dir)")
+            return self._minimise(seed, state=None, checkpoint=None, on_step=on_step, steps=steps)
+        from .io.runfolder import claim_run_folder
+
+        out_dir = Path(out_dir)
+        checkpoint = out_dir / "checkpoint.npz"
+        with claim_run_folder(out_dir, self.identity(seed), resume=resume, overwrite=overwrite):
+            state = None
+            if resume:
+                state, meta = load_checkpoint(checkpoint)
+                if meta.get("backend") not in (None, _backend.current().name):
+                    raise HamdesignError(f"checkpoint in {out_dir} was written on {meta.get('backend')}; resume it with --backend {meta.get('backend')}")
+            return self._minimise(seed, state=state, checkpoint=checkpoint, on_step=on_step, steps=steps)
+
+    def _minimise(self, seed: int, *, state, checkpoint: Path | None, on_step, steps: int | None):
         return minimise(
             self.objective,
             self.initial_theta(seed),
@@ -357,7 +377,7 @@ class DesignRun:
             state=state,
             checkpoint=checkpoint,
             checkpoint_every=self.cfg.get("checkpoint_every", 10),
-            meta={"seed": seed, "backend": _backend.current().name, "config": dict(self.cfg)},
+            meta={"seed": seed, "backend": _backend.current().name, "config": dict(self.cfg), "design": self.label, "run": self.identity(seed).to_dict()},
             on_step=on_step,
             variable_names=self.par.variable_names,
         )
@@ -463,13 +483,26 @@ def provenance() -> dict:
     return out
 
 
-def write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str) -> dict:
-    """result.json, history.npz, the model (TOML and wannier90 _tb.dat), figures; all atomic."""
+def write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str, overwrite: bool = False) -> dict:
+    """result.json, history.npz, the model (TOML and wannier90 _tb.dat), figures; all atomic.
+
+    The folder is locked while writing and may hold only this run's files (its checkpoint, an
+    earlier result of the same configuration and seed); another run's raise ResultFolderConflict
+    unless ``overwrite``.
+    """
+    from .io.runfolder import RunIdentity, claim_run_folder
+
+    identity = RunIdentity.of(run.cfg, seed=seed, design=label)
+    # same_length=False: a resumed run may have been extended past an earlier result's steps
+    with claim_run_folder(out_dir, identity, overwrite=overwrite, same_length=False):
+        return _write_result(run, state, Path(out_dir), seed=seed, label=label, identity=identity)
+
+
+def _write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str, identity) -> dict:
     import io as _io
 
     from .io import atomic_write_bytes, atomic_write_text, write_model_file, write_tb_dat
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     physical = run.par.physical_values(state.theta)
     evaluation = run.evaluate(state.theta)
     history = {k: np.asarray(v) for k, v in state.history.items()}
@@ -487,6 +520,7 @@ def write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str)
         "evaluation": evaluation,
         "model": {"name": run.model.name, "energy_unit": run.model.energy_unit, "length_unit": run.model.length_unit, "norb": run.model.norb, "dim": run.model.dim},
         "config": run.cfg,
+        "run": identity.to_dict(),
         "versions": provenance(),
     }
     buffer = _io.BytesIO()

@@ -33,3 +33,19 @@ class MemoryBudgetError(HamdesignError):
 
 class ConfigError(HamdesignError):
     """A design configuration with an unknown key, a wrong type or an out-of-range value."""
+
+
+class ResultFolderError(HamdesignError):
+    """A result folder that cannot receive this run (base of the three below)."""
+
+
+class ResultFolderConflict(ResultFolderError):
+    """The folder holds another run's results (another config, model, seed or length); the message names both and the ways out."""
+
+
+class ResultFolderLocked(ResultFolderError):
+    """Another live process is writing the folder; the message names its pid, host and start time."""
+
+
+class NoCheckpointError(ResultFolderError):
+    """``resume`` on a folder that holds no checkpoint."""
