@@ -1,20 +1,26 @@
 """Shared fixtures: one parametrised ``backend`` fixture yielding adapter modules.
 
 A backend whose framework is missing is skipped, unless HAMDESIGN_REQUIRE_ALL_BACKENDS=1 (set by
-.ci/run), in which case the test fails: CI must exercise every backend.
+.ci/run), in which case the test fails: CI must exercise every backend. Optional modules (reference
+codes, optional dependencies) go through :func:`require_module`, which follows the same rule; the
+suite has no ``pytest.importorskip``, which would skip silently in CI too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hamdesign.backends import FRAMEWORK_MODULE
 
 import numpy as np
-import pytest
-
 from hamdesign.backend import use_backend
-from hamdesign.backends import FRAMEWORK_MODULE
 
 AUTODIFF = ("jax", "torch", "autograd")
 ALL = AUTODIFF + ("numpy",)
@@ -23,12 +29,61 @@ REQUIRE_ALL = os.environ.get("HAMDESIGN_REQUIRE_ALL_BACKENDS", "0") == "1"
 DATA = Path(__file__).resolve().parent / "data"
 
 
+def _unavailable(what: str, detail: str = "") -> None:
+    """Skip for a missing ``what`` locally; fail where every backend and reference code is required (CI)."""
+    if REQUIRE_ALL:
+        pytest.fail(f"{what} is not installed but HAMDESIGN_REQUIRE_ALL_BACKENDS=1{detail}", pytrace=False)
+    pytest.skip(f"{what} not installed{detail}", allow_module_level=True)
+
+
+def require_module(name: str) -> ModuleType:
+    """Import ``name``, or skip the test (the whole file if called at import time) where it is missing.
+
+    Under HAMDESIGN_REQUIRE_ALL_BACKENDS=1 a missing module fails instead: at module level that is a
+    collection error, so a file of cross-checks against a reference code cannot vanish from CI.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        _unavailable(name, f" ({err})")
+        raise  # unreachable: _unavailable raises
+
+
 def _enter(name: str):
     if importlib.util.find_spec(FRAMEWORK_MODULE[name]) is None:
-        if REQUIRE_ALL:
-            pytest.fail(f"backend {name} is not installed but HAMDESIGN_REQUIRE_ALL_BACKENDS=1")
-        pytest.skip(f"backend {name} not installed")
+        _unavailable(f"backend {name}")
     return use_backend(name)
+
+
+@contextlib.contextmanager
+def preserved_backend_state() -> Iterator[None]:
+    """Undo what an in-process CLI call leaves behind: ``--backend`` (``set_backend``) and ``--device``.
+
+    Both are process-wide: ``set_backend`` replaces the process default backend, ``--device`` writes
+    HAMDESIGN_DEVICE into the environment.
+    """
+    from hamdesign import backend
+
+    saved, device = list(backend._default), os.environ.get("HAMDESIGN_DEVICE")
+    try:
+        yield
+    finally:
+        backend._default[:] = saved
+        if device is None:
+            os.environ.pop("HAMDESIGN_DEVICE", None)
+        else:
+            os.environ["HAMDESIGN_DEVICE"] = device
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_backend():
+    """Every test leaves the active backend and device as it found them, so the order of tests does not matter.
+
+    Without it a test that invokes the Typer app with ``--backend torch`` would leave every later test
+    of the session on torch, and results would depend on the order the tests run in.
+    """
+    with preserved_backend_state():
+        yield
 
 
 @pytest.fixture(params=[pytest.param(n, marks=getattr(pytest.mark, n)) for n in ALL])
@@ -75,12 +130,22 @@ def central_difference(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
 
 
 def random_model(
-    norb: int = 3, *, dim: int = 2, seed: int = 0, nshell: int = 1, onsite_scale: float = 1.0, onsite_spread: float = 0.0, hop_scale: float = 0.5
+    norb: int = 3,
+    *,
+    dim: int = 2,
+    seed: int = 0,
+    nshell: int = 1,
+    onsite_scale: float = 1.0,
+    onsite_spread: float = 0.0,
+    hop_scale: float = 0.5,
+    spin_degenerate: bool = False,
 ):
     """A random complex-hopping model (no symmetry) with every bond a named parameter pair.
 
     Hoppings to all R with |R_i| <= nshell; each bond t = a_b + i c_b with parameters a_b, c_b.
     On-site energies: ``onsite_spread · i`` plus Gaussian noise of width ``onsite_scale``.
+    ``spin_degenerate``: every orbital twice (orbitals 2i, 2i+1, same position, same bonds, no
+    coupling between the copies), so every band is exactly twice degenerate for every parameter value.
     """
     from itertools import product
 
@@ -107,7 +172,11 @@ def random_model(
                 params[name + "r"], params[name + "i"] = hop_scale * rng.standard_normal(2) / (1 + sum(abs(r) for r in R))
                 hops.append((i, j, R, f"{name}r"))
                 hops.append((i, j, R, f"1j*{name}i"))
-    return TightBinding.build(lattice, positions, hops, params, name=f"random{norb}_{dim}d_{seed}")
+    if spin_degenerate:
+        positions = np.repeat(positions, 2, axis=0)
+        hops = [(2 * i + s, 2 * j + s, R, a) for i, j, R, a in hops for s in (0, 1)]
+    suffix = "_spin" if spin_degenerate else ""
+    return TightBinding.build(lattice, positions, hops, params, name=f"random{norb}_{dim}d_{seed}{suffix}")
 
 
 def strict_adapter():
@@ -116,7 +185,7 @@ def strict_adapter():
 
     from hamdesign.backends import eager_while_loop
 
-    strict = pytest.importorskip("array_api_strict")
+    strict = require_module("array_api_strict")
     return SimpleNamespace(
         name="array_api_strict",
         xp=strict,

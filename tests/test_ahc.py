@@ -11,11 +11,11 @@ charge −e) and the S/cm conversion.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from conftest import AUTODIFF, REQUIRE_ALL, central_difference, on_backend, random_model
 
 import hamdesign as hd
+import numpy as np
+from conftest import AUTODIFF, central_difference, on_backend, random_model, require_module
 from hamdesign.backend import use_backend
 from hamdesign.errors import MemoryBudgetError, ModelError, ParameterError
 from hamdesign.io.wannier90 import write_tb_dat
@@ -32,10 +32,7 @@ BETA_STEP = 1e9  # k_BT = 1e-9 eV: WannierBerri's static calculators use a step 
 
 def wannierberri_ahc(model, tmp_path, monkeypatch, nk: int, mus):
     """WannierBerri's AHC (S/cm, shape (nμ, 3)) on the Γ-centred nk³ mesh, external terms off."""
-    if REQUIRE_ALL:
-        import wannierberri
-    else:
-        wannierberri = pytest.importorskip("wannierberri")
+    wannierberri = require_module("wannierberri")
     from wannierberri import calculators
 
     monkeypatch.chdir(tmp_path)

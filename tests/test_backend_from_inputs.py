@@ -7,12 +7,12 @@ gradients as the adapters' own ``value_and_grad`` (and as each other) with no ``
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from conftest import on_backend, random_model
 
 import hamdesign as hd
 import hamdesign.backend as hb
+import numpy as np
+from conftest import on_backend, random_model, require_module
 from hamdesign.models import haldane, hbn, kondo_chain
 from hamdesign.observables.hall import anomalous_hall_conductivity
 
@@ -61,7 +61,7 @@ def _reference(name):
 
 @pytest.mark.parametrize("name", OBJECTIVES)
 def test_torch_tensor_with_backward(name, numpy_is_the_default):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     model, p0, f = _public_objectives()[name]
     p = torch.tensor(np.asarray(p0, dtype=float), dtype=torch.float64, requires_grad=True)
     value = f(p)
@@ -75,7 +75,7 @@ def test_torch_tensor_with_backward(name, numpy_is_the_default):
 
 @pytest.mark.parametrize("name", OBJECTIVES)
 def test_jax_grad_and_jit(name, numpy_is_the_default):
-    jax = pytest.importorskip("jax")
+    jax = require_module("jax")
     jax.config.update("jax_enable_x64", True)
     model, p0, f = _public_objectives()[name]
     p = jax.numpy.asarray(np.asarray(p0, dtype=float))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from hamdesign.backends import ADAPTER_MEMBERS, XP_NAMES
 
+import numpy as np
 from conftest import AUTODIFF, central_difference, on_backend
 from hamdesign.backend import available_backends, get_backend, use_backend
-from hamdesign.backends import ADAPTER_MEMBERS, XP_NAMES
 from hamdesign.errors import BackendError
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "asv_bench"))
 
@@ -47,12 +48,11 @@ def test_the_grid_covers_every_model_and_stage():
 
 
 def test_peak_memory_benchmark_runs_the_largest_mesh():
-    import numpy as np
+    from benchmarks.common import block
 
+    import numpy as np
     from hamdesign.backend import use_backend
     from hamdesign.bench import grid_case
-
-    from benchmarks.common import block
 
     bench = bench_models.PeakMemory()
     bench.setup("numpy", "haldane", "shift_spectrum")
@@ -69,11 +69,9 @@ def test_peak_memory_benchmark_runs_the_largest_mesh():
 
 
 def test_random3d16_is_a_3d_model_without_inversion_symmetry():
-    import numpy as np
-
     import hamdesign as hd
+    import numpy as np
     from hamdesign.backend import use_backend
-
     from hamdesign.bench import random3d16
 
     model = random3d16()
@@ -88,9 +86,8 @@ def test_the_original_approach_baseline_computes_the_same_sigma_and_gradient():
     """scripts/compare_original_approach.py times a per-k-point re-implementation: it must agree."""
     import importlib.util
 
-    import numpy as np
-
     import hamdesign as hd
+    import numpy as np
     from conftest import on_backend
     from hamdesign.models import haldane
 

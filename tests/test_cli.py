@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import DATA
+from conftest import DATA, preserved_backend_state, require_module
 from hamdesign.cli import app
 
 runner = CliRunner()
@@ -42,15 +42,32 @@ def test_evaluate_haldane_json_through_console_script():
 
 @pytest.mark.parametrize("name", ["jax", "torch", "autograd"])
 def test_environment_variable_picks_backend(name):
-    pytest.importorskip(name)
+    require_module(name)
     result = runner.invoke(app, ["evaluate", "haldane", "--nk", "30", "--beta", "50", "--json"], env={"HAMDESIGN_BACKEND": name})
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["backend"] == name
 
 
+def test_in_process_backend_option_is_undone_after_the_test(request):
+    from hamdesign.backend import current, use_backend
+
+    assert "_restore_global_backend" in request.fixturenames  # autouse: wraps every test, this one too
+    require_module("torch")
+    device = os.environ.get("HAMDESIGN_DEVICE")
+    args = ["--backend", "torch", "--device", "cpu", "evaluate", "haldane", "--nk", "6", "--beta", "5", "--json"]
+    with use_backend("numpy") as before:
+        with preserved_backend_state():  # what the autouse fixture does around each test
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, result.output
+            # the CLI changes process-wide state: without the restore the next test would run on torch
+            assert current().name == "torch" and os.environ["HAMDESIGN_DEVICE"] == "cpu"
+        assert current() is before
+    assert os.environ.get("HAMDESIGN_DEVICE") == device
+
+
 @pytest.mark.parametrize("name", ["jax", "torch", "autograd", "numpy"])
 def test_fixed_mu_on_every_backend(name):
-    pytest.importorskip(name)
+    require_module(name)
     result = runner.invoke(app, ["--backend", name, "evaluate", "haldane", "--nk", "30", "--beta", "100", "--mu", "0", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

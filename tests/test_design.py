@@ -6,16 +6,16 @@ import copy
 import json
 import math
 
-import numpy as np
 import pytest
 
+import numpy as np
 from conftest import AUTODIFF, on_backend
 from hamdesign.backend import use_backend
 from hamdesign.design import PRESETS, DesignRun, load_config, texture_summary, validate_config
 from hamdesign.errors import ConfigError
 from hamdesign.models import haldane
 from hamdesign.optimize import NonFiniteError, adam, cosine_ramp, load_checkpoint, log_linear, minimise, piecewise, rmsprop
-from hamdesign.parametrize import ParamMap, Parametrization
+from hamdesign.parametrize import Parametrization, ParamMap
 
 
 # ---------------------------------------------------------------------------------- parametrizations

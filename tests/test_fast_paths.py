@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from conftest import on_backend, random_model
+from hamdesign.backends import _small_matrices, eager_while_loop
 
 import hamdesign as hd
-from hamdesign.backends import _small_matrices, eager_while_loop
+import numpy as np
+from conftest import on_backend, random_model, require_module
 from hamdesign.models import haldane
 from hamdesign.observables import hall
 
@@ -55,7 +55,7 @@ def test_closed_form_is_taken_and_can_be_turned_off(monkeypatch):
 
 
 def test_closed_form_eigh_is_array_api_code():
-    strict = pytest.importorskip("array_api_strict")
+    strict = require_module("array_api_strict")
     h = _hermitian_batch(count=20)
     w, u = _small_matrices.eigh_small(strict.asarray(h), xp=strict)
     assert np.allclose(np.asarray(w), np.linalg.eigvalsh(h), rtol=0, atol=1e-13 * np.abs(h).max())
@@ -186,7 +186,7 @@ def test_two_band_curvature_is_finite_at_a_band_touching(ad_backend, monkeypatch
     [("haldane", 0.5, 5.0), ("haldane", 0.5, 1e4), ("metal", 0.5, 30.0), ("metal", 0.5, 1e4), ("metal", 0.3, 30.0), ("metal", 1 / 3, 200.0)],
 )
 def test_chemical_potential_matches_root_finding(numpy_backend, model_case, filling, beta):
-    optimize = pytest.importorskip("scipy.optimize")
+    optimize = require_module("scipy.optimize")
     from hamdesign.spectrum import bands, chemical_potential, fermi
 
     model = haldane(M=0.1, phi=1.0) if model_case == "haldane" else random_model(3, seed=5, onsite_scale=0.2)

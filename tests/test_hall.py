@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
-import numpy as np
 import pytest
 
-from conftest import AUTODIFF, central_difference, on_backend, random_model, strict_adapter, value_and_grad_on
+import numpy as np
+from conftest import AUTODIFF, central_difference, on_backend, random_model, require_module, strict_adapter, value_and_grad_on
 from hamdesign.backend import use_backend
 from hamdesign.lattice import kmesh
 from hamdesign.models import haldane
@@ -143,15 +142,69 @@ def test_hamiltonian_and_bands_agree_across_backends():
         np.testing.assert_allclose(e, ref[1], rtol=0, atol=1e-12)
 
 
+def _tangent_to_the_critical_manifold(p0: np.ndarray) -> dict[str, callable]:
+    """Curves s ↦ p(s) through p0 = (t1, t2, φ, M) along which the gap at K' stays closed (M = 3√3 t2 sin φ)."""
+    t1, t2, phi, _ = p0
+
+    def critical(t1, t2, phi):
+        return np.array([t1, t2, phi, 3 * np.sqrt(3) * t2 * np.sin(phi)])
+
+    return {
+        "t1": lambda s: critical(t1 + s, t2, phi),
+        "t2": lambda s: critical(t1, t2 + s, phi),
+        "phi": lambda s: critical(t1, t2, phi + s),
+    }
+
+
 @pytest.mark.parametrize("kw", [{"mu": 0.0, "beta": 20.0}, {"filling": 0.5, "beta": 20.0}])
 def test_gradient_finite_where_bands_touch_on_the_mesh(ad_backend, kw):
-    # at M = 3√3 t2 (φ = π/2) the gap closes exactly at K = (2/3, 1/3), a node of a 30×30 mesh
+    """At a gap closing on a mesh node the AD gradient is the derivative of the rest of the mesh.
+
+    Along the critical manifold (t1, or t2 and φ with M following) the node stays degenerate and
+    contributes exactly nothing, so σ_xy is smooth there and its central differences must equal
+    g·p'(0). Across it (M alone) the node's term is 2β m³/δ⁴-like for |m| ≪ δ = 1e-6 (g(Δ) and |d| are
+    flat at d = 0) but grows like 1/|m| beyond the regulator: σ_xy on the mesh is differentiable
+    only inside a window no finite-difference step can resolve, so there the gradient is compared
+    with the one-sided limit from inside the window: the node contributes no value and no slope (up to the
+    round-off of d, checked on the
+    node alone), and the rest of the mesh, gapped and smooth, gives the central differences.
+    """
+    # at M = 3√3 t2 (φ = π/2) the gap closes exactly at K' = (1/3, 2/3), a node of a 30×30 mesh
+    # (at K = (2/3, 1/3) the mass is M + 3√3 t2: the gap there stays 4M)
     m = haldane(M=CRITICAL * 0.1)
     k = kmesh(30, 2)
-    assert np.any(np.all(np.isclose(k, [2 / 3, 1 / 3]), axis=1))
-    v, g = ad_backend.value_and_grad(lambda p: sigma_xy(m, p, k, **kw))(ad_backend.asarray(m.default_params))
-    assert np.isfinite(float(ad_backend.to_numpy(v)))
-    assert np.all(np.isfinite(ad_backend.to_numpy(g)))
+    node = np.all(np.isclose(k, [1 / 3, 2 / 3]), axis=1)
+    assert node.sum() == 1
+    p0 = m.default_params
+    v, g = ad_backend.value_and_grad(lambda p: sigma_xy(m, p, k, **kw))(ad_backend.asarray(p0))
+    v, g = float(ad_backend.to_numpy(v)), ad_backend.to_numpy(g)
+    assert np.isfinite(v)
+    assert np.all(np.isfinite(g))
+
+    from hamdesign.spectrum import bands, chemical_potential
+
+    with use_backend("numpy"):
+        e_node = bands(m, p0, k[node])
+        assert float(e_node[0, 1] - e_node[0, 0]) < 1e-12  # the bands do touch there
+
+        def mu_of(p):  # μ as the implementation finds it: from every level of the mesh, the node's too
+            return kw["mu"] if "mu" in kw else float(chemical_potential(bands(m, p, k), filling=kw["filling"], beta=kw["beta"]))
+
+        def rest(p):  # σ_xy with the node's term dropped, in the whole mesh's normalisation
+            return float(sigma_xy(m, p, k[~node], beta=kw["beta"], mu=mu_of(p))) * (~node).sum() / len(k)
+
+        assert rest(p0) == pytest.approx(v, rel=1e-12, abs=1e-14)
+        np.testing.assert_allclose(g, central_difference(rest, p0, h=1e-6), rtol=1e-5, atol=1e-7)
+        for name, curve in _tangent_to_the_critical_manifold(p0).items():
+            h = 1e-6
+            along = (float(sigma_xy(m, curve(h), k, **kw)) - float(sigma_xy(m, curve(-h), k, **kw))) / (2 * h)
+            tangent = (curve(h) - curve(-h)) / (2 * h)
+            assert g @ tangent == pytest.approx(along, rel=1e-5, abs=1e-7), name
+    # the node alone: |d| there is round-off (~1e-16, not 0), which g(Δ) ~ Δ²/δ⁴ turns into a value
+    # ~1e-21 and a slope ~1e-4 per node, i.e. ~1e-8 of the gradient once divided by the 900 nodes
+    vn, gn = ad_backend.value_and_grad(lambda p: sigma_xy(m, p, k[node], beta=kw["beta"], mu=mu_of(p0)))(ad_backend.asarray(p0))
+    assert abs(float(ad_backend.to_numpy(vn))) < 1e-18
+    assert np.abs(ad_backend.to_numpy(gn)).max() / len(k) < 1e-6 * np.abs(g).max()
 
 
 @pytest.mark.parametrize("two_band_closed_form", [True, False])
@@ -188,7 +241,7 @@ def test_hall_report_units_and_bulk_value(numpy_backend):
 def test_bulk_conversion_matches_conductance_quantum():
     from hamdesign.units import E2_OVER_H, sheet_to_bulk_s_per_cm
 
-    scipy_constants = pytest.importorskip("scipy.constants")
+    scipy_constants = require_module("scipy.constants")
     assert E2_OVER_H == pytest.approx(scipy_constants.e**2 / scipy_constants.h, rel=1e-12)
     # one quantum per 10 Å layer = 3.874e-5 S / 1e-7 cm
     assert sheet_to_bulk_s_per_cm(1.0, 10.0, "Å") == pytest.approx(E2_OVER_H / 1e-7, rel=1e-12)

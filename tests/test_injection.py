@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
+import numpy as np
 from conftest import AUTODIFF, central_difference, random_model, value_and_grad_on
 from hamdesign.backend import current, use_backend
 from hamdesign.errors import ParameterError

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 
+import numpy as np
 from conftest import DATA, random_model
 from hamdesign.errors import ModelFileError
 from hamdesign.io import (
@@ -21,7 +21,6 @@ from hamdesign.io import (
 )
 from hamdesign.model import hamiltonian
 from hamdesign.models import haldane, hbn, kondo_chain
-
 
 MODELS = {
     "haldane": lambda: haldane(M=0.2, phi=0.7),

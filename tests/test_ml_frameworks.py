@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
+from conftest import require_module
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ml-frameworks.md"
 
@@ -18,7 +18,7 @@ def _start_sigma(backend: str) -> float:
     import hamdesign as hd
     from hamdesign.backend import use_backend
     from hamdesign.models import haldane_general
-    from hamdesign.parametrize import ParamMap, Parametrization
+    from hamdesign.parametrize import Parametrization, ParamMap
 
     model = haldane_general()
     maps = {"t1": ParamMap("fixed", value=1.0), "M_A": ParamMap("bounded"), "M_B": ParamMap("bounded")}
@@ -30,15 +30,15 @@ def _start_sigma(backend: str) -> float:
 
 
 def test_optax_example():
-    pytest.importorskip("optax")
-    pytest.importorskip("jax")
+    require_module("optax")
+    require_module("jax")
     scope: dict = {}
     exec(compile(_blocks()[0], str(DOC), "exec"), scope)
     assert scope["jax_sigma"] > 0.6 and scope["jax_sigma"] > _start_sigma("jax") + 0.3
 
 
 def test_torch_optim_example():
-    pytest.importorskip("torch")
+    require_module("torch")
     scope: dict = {}
     exec(compile(_blocks()[1], str(DOC), "exec"), scope)
     assert scope["torch_sigma"] > 0.6 and scope["torch_sigma"] > _start_sigma("torch") + 0.3

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
+import numpy as np
 from conftest import random_model
 from hamdesign.errors import LatticeError, ModelError, ParameterError
 from hamdesign.lattice import Lattice, high_symmetry_path, kmesh, parse_nk

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 import hamdesign as hd
+import numpy as np
 from conftest import DATA
 from hamdesign.models import MODELS, get_model, kondo_chain, spin_directions, triangular, triangular_bonds
 

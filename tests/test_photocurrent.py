@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from conftest import AUTODIFF, DATA, central_difference, value_and_grad_on
+import numpy as np
+from conftest import AUTODIFF, DATA, central_difference, require_module, value_and_grad_on
 from hamdesign.backend import use_backend
 from hamdesign.lattice import kmesh
 from hamdesign.models import kondo_chain
@@ -94,7 +94,7 @@ def test_published_optimum_reaches_published_order_of_magnitude(numpy_backend):
 
 @pytest.mark.parametrize("spectrum", ["am0", "am15g", "am15d"])
 def test_astm_spectra_give_smaller_currents_than_am0(numpy_backend, spectrum):
-    pytest.importorskip("pvlib")
+    require_module("pvlib")
     m = random_chain(4, seed=4)
     r = photocurrent_report(m, None, 24, beta=40.0, filling=0.5, spectrum=spectrum)
     r0 = photocurrent_report(m, None, 24, beta=40.0, filling=0.5, spectrum="am0")

@@ -1,6 +1,7 @@
 """Exported wannier90 files open in PythTB (an independent reader) and give hamdesign's bands.
 
-Optional: skipped where PythTB (``pip install pythtb``; 1.8 on Python 3.11) is not installed.
+Needs PythTB (``pip install pythtb``; 1.8 on Python 3.11, in the ``test`` extra): skipped where it is not
+installed, a collection error under HAMDESIGN_REQUIRE_ALL_BACKENDS=1 (CI).
 
 Each model is written with :func:`hamdesign.io.wannier90.write_hr_dat` (``<prefix>_hr.dat``,
 ``<prefix>.win``, ``<prefix>_centres.xyz``, the three files ``pythtb.w90`` reads), loaded with
@@ -17,15 +18,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-pythtb = pytest.importorskip("pythtb")
+import numpy as np
+from conftest import random_model, require_module
+
+pythtb = require_module("pythtb")
 
 from typer.testing import CliRunner  # noqa: E402
 
 import hamdesign  # noqa: E402
-from conftest import random_model  # noqa: E402
 from hamdesign.backend import use_backend  # noqa: E402
 from hamdesign.io import load_model  # noqa: E402
 from hamdesign.io.wannier90 import write_hr_dat  # noqa: E402
@@ -93,7 +95,7 @@ def test_hr_export_gives_same_bands_in_pythtb(case, tmp_path):
 
 def test_cli_export_of_a_design_result_opens_in_pythtb(tmp_path):
     """``hamdesign export RESULT --format hr`` on a (2-step) design result: PythTB gives its bands."""
-    pytest.importorskip("autograd")  # the design needs an autodiff backend
+    require_module("autograd")  # the design needs an autodiff backend
     import tomli_w
 
     from hamdesign.cli import app

@@ -14,11 +14,11 @@ import gzip
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import AUTODIFF, REQUIRE_ALL, central_difference, on_backend, random_model
 
 import hamdesign as hd
+import numpy as np
+from conftest import AUTODIFF, central_difference, on_backend, random_model, require_module
 from hamdesign.backend import use_backend
 from hamdesign.io import load_model
 from hamdesign.model import BerryConnectionR
@@ -29,16 +29,8 @@ FE_FERMI_EV = 18.0  # WannierBerri's Fe tutorial uses E_F ≈ 18.13 eV for this 
 MP_GRID = {"Fe": (3, 3, 3), "GaAs": (2, 2, 2)}
 
 
-def _wannierberri():
-    if REQUIRE_ALL:
-        import wannierberri
-    else:
-        wannierberri = pytest.importorskip("wannierberri")
-    return wannierberri
-
-
 def wannierberri_ahc(seed: str, tmp_path: Path, monkeypatch, *, nk: int, mus, ws: bool, external: bool) -> np.ndarray:
-    wannierberri = _wannierberri()
+    wannierberri = require_module("wannierberri")
     from wannierberri import calculators
 
     monkeypatch.chdir(tmp_path)

@@ -10,11 +10,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import numpy as np
 from hamdesign.backend import use_backend
 from hamdesign.design import PRESETS
 from hamdesign.errors import MemoryBudgetError, ModelFileError

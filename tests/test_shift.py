@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
-import numpy as np
 import pytest
 
-from conftest import AUTODIFF, central_difference, random_model, strict_adapter, value_and_grad_on
+import numpy as np
+from conftest import AUTODIFF, central_difference, random_model, require_module, strict_adapter, value_and_grad_on
 from hamdesign.backend import current, use_backend
 from hamdesign.errors import ParameterError
 from hamdesign.lattice import Lattice, kmesh
@@ -267,7 +266,7 @@ def test_report_si_prefactor_and_transverse(numpy_backend):
     from hamdesign.observables.shift import shift_si_factor
 
     assert shift_si_factor(m) == pytest.approx(ELEMENTARY_CHARGE**2 / HBAR, rel=1e-14)
-    scipy_constants = pytest.importorskip("scipy.constants")
+    scipy_constants = require_module("scipy.constants")
     assert shift_si_factor(m) == pytest.approx(scipy_constants.e**2 / scipy_constants.hbar, rel=1e-9)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
+import numpy as np
+from conftest import require_module
 from hamdesign.errors import ParameterError
 from hamdesign.solar import blackbody, get_spectrum, irradiance_at
 from hamdesign.units import BOLTZMANN, HBAR
@@ -21,7 +22,7 @@ def test_blackbody_total_and_peak():
 
 @pytest.mark.parametrize("name, total", [("am0", 1348.0), ("am15g", 1000.4), ("am15d", 900.1)])
 def test_astm_g173_totals_survive_the_jacobian(name, total):
-    pytest.importorskip("pvlib")
+    require_module("pvlib")
     s = get_spectrum(name)
     assert np.all(np.diff(s.omega) > 0)
     assert s.total() == pytest.approx(total, rel=2e-3)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 import hamdesign as hd
 import numpy as np
+from conftest import require_module
 from hamdesign.backend import use_backend
 from hamdesign.cli import app
 from hamdesign.errors import ModelFileError
@@ -72,7 +73,7 @@ def test_gaas_gap_with_and_without_mdrs(gaas):
 
 
 def wannierberri_system(path: Path, tmp_path: Path, mp_grid, tol: float):
-    wannierberri = pytest.importorskip("wannierberri")
+    wannierberri = require_module("wannierberri")
     plain = tmp_path / path.name.removesuffix(".gz")
     with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
         shutil.copyfileobj(src, dst)

@@ -1,6 +1,7 @@
 """Cross-check of the shift and injection currents against WannierBerri (an independent code).
 
-Optional: skipped where WannierBerri (``pip install wannierberri numba``) is not installed.
+Needs WannierBerri (``pip install wannierberri numba``, in the ``test`` extra): skipped where it is not
+installed, a collection error under HAMDESIGN_REQUIRE_ALL_BACKENDS=1 (CI).
 
 Each model is written with :func:`hamdesign.io.wannier90.write_tb_dat`, read back by WannierBerri
 (``System_R.from_tb_dat``) and both codes integrate over the *same* Γ-centred mesh (WannierBerri:
@@ -25,12 +26,13 @@ real (linear-light) parts agree and the imaginary (circular) parts have opposite
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-wannierberri = pytest.importorskip("wannierberri")
+import numpy as np
+from conftest import random_model, require_module
 
-from conftest import random_model  # noqa: E402
+wannierberri = require_module("wannierberri")
+
 from hamdesign import kmesh  # noqa: E402
 from hamdesign.backend import use_backend  # noqa: E402
 from hamdesign.io.wannier90 import write_tb_dat  # noqa: E402
