@@ -12,6 +12,7 @@ from .errors import BackendError, HamdesignError, LatticeError, MemoryBudgetErro
 from .lattice import Lattice, high_symmetry_path, kmesh
 from .model import TightBinding, hamiltonian, hamiltonian_derivatives, hopping_amplitudes
 from .observables import (
+    anomalous_hall_conductivity,
     berry_curvature,
     chern_numbers,
     chern_numbers_lattice,
@@ -35,6 +36,7 @@ __all__ = [
     "ModelFileError",
     "ParameterError",
     "TightBinding",
+    "anomalous_hall_conductivity",
     "available_backends",
     "bands",
     "berry_curvature",

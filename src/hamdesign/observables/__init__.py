@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .hall import berry_curvature, chern_numbers, chern_numbers_lattice, hall_report, sigma_xy
+from .hall import anomalous_hall_conductivity, berry_curvature, chern_numbers, chern_numbers_lattice, hall_report, sigma_xy
 from .injection import injection_rate, injection_report
 from .photocurrent import photocurrent, photocurrent_on_grid, photocurrent_report
 from .shift import shift_conductivity, shift_conductivity_shift_vector, shift_report
@@ -30,9 +30,9 @@ REGISTRY: dict[str, ObservableSpec] = {
     "hall": ObservableSpec(
         name="hall",
         symbol="σ_xy",
-        units="e²/h per layer (bulk S/cm alongside)",
+        units="2D: e²/h per layer (bulk S/cm alongside); 3D: (σ_yz, σ_zx, σ_xy) in S/cm",
         rank=2,
-        reference="Thouless, Kohmoto, Nightingale, den Nijs, PRL 49, 405 (1982); PHYSICS.md §2",
+        reference="Wang, Yates, Souza, Vanderbilt, PRB 74, 195118 (2006); Thouless et al., PRL 49, 405 (1982)",
         odd_under_time_reversal=True,
         dims=(2, 3),
     ),
@@ -68,6 +68,7 @@ REGISTRY: dict[str, ObservableSpec] = {
 __all__ = [
     "REGISTRY",
     "ObservableSpec",
+    "anomalous_hall_conductivity",
     "berry_curvature",
     "chern_numbers",
     "chern_numbers_lattice",
