@@ -49,19 +49,19 @@ def test_environment_variable_picks_backend(name):
 
 
 def test_in_process_backend_option_is_undone_after_the_test(request):
-    from hamdesign.backend import current, use_backend
+    from hamdesign import backend
 
     assert "_restore_global_backend" in request.fixturenames  # autouse: wraps every test, this one too
     require_module("torch")
     device = os.environ.get("HAMDESIGN_DEVICE")
     args = ["--backend", "torch", "--device", "cpu", "evaluate", "haldane", "--nk", "6", "--beta", "5", "--json"]
-    with use_backend("numpy") as before:
-        with preserved_backend_state():  # what the autouse fixture does around each test
-            result = runner.invoke(app, args)
-            assert result.exit_code == 0, result.output
-            # the CLI changes process-wide state: without the restore the next test would run on torch
-            assert current().name == "torch" and os.environ["HAMDESIGN_DEVICE"] == "cpu"
-        assert current() is before
+    before = list(backend._default)
+    with preserved_backend_state():  # what the autouse fixture does around each test
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        # the CLI changes the process default: without the restore the next test would run on torch
+        assert backend.current().name == "torch" and os.environ["HAMDESIGN_DEVICE"] == "cpu"
+    assert backend._default == before
     assert os.environ.get("HAMDESIGN_DEVICE") == device
 
 

@@ -31,7 +31,8 @@ def _documented(page: str) -> dict[str, set[str]]:
         usage = block.split("`")[1].split()
         name = usage[1] if len(usage) > 1 and not usage[1].startswith("[") else ""
         rows = [line for line in block.splitlines() if line.startswith("| `")]
-        found[name] = {flag for row in rows for flag in re.findall(r"`([^`]+)`", row.split(" | ")[0])}
+        cells = [flag for row in rows for flag in re.findall(r"`([^`]+)`", row.split(" | ")[0])]
+        found[name] = {part for flag in cells for part in flag.split("/")}  # --x/--no-x: both halves
     return found
 
 
@@ -40,7 +41,7 @@ def test_reference_has_every_command_option_and_argument_the_parser_has():
     group = typer.main.get_command(app)
     parsed = {"": {opt for p in group.params for opt in p.opts}}
     for name, command in group.commands.items():
-        parsed[name] = {opt for p in command.params if p.param_type_name == "option" for opt in p.opts}
+        parsed[name] = {opt for p in command.params if p.param_type_name == "option" for opt in (*p.opts, *p.secondary_opts)}
         parsed[name] |= {p.name.upper() for p in command.params if p.param_type_name == "argument"}
     assert _documented(PAGE.read_text(encoding="utf-8")) == parsed
     assert {"design", "plot", "export", "evaluate", "bench", "backends", "models"} <= set(parsed)
@@ -58,7 +59,7 @@ def test_every_documented_flag_and_help_text_is_what_help_prints(command):
     assert doc.help.split(".")[0] in printed
     for param in doc.params:
         if not param.is_argument:
-            assert all(flag in printed for flag in param.flags), param.flags
+            assert all(half in printed for flag in param.flags for half in flag.split("/")), param.flags
         assert param.help[:60] in printed, param.help
 
 

@@ -48,6 +48,14 @@ def _config_file(path: Path, cfg: dict) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _autograd_is_the_default(monkeypatch):
+    """In-process runs use the backend the CLI calls below name, so their checkpoints resume there."""
+    import hamdesign.backend as hb
+
+    monkeypatch.setattr(hb, "_default", [hb.get_backend("autograd")])
+
+
 def _design(*args: str):
     return CliRunner().invoke(app, ["-q", "--backend", "autograd", "design", *map(str, args)])
 
