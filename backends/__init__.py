@@ -39,6 +39,7 @@ ADAPTER_MEMBERS: tuple[str, ...] = (
     "value_and_grad",
     "jit",
     "stop_gradient",
+    "sequence_after",
     "device",
     "version",
     "devices",

@@ -137,3 +137,16 @@ def jit(f):
 
 def stop_gradient(x):
     return _jax.lax.stop_gradient(x)
+
+
+def sequence_after(x, previous):
+    """``x`` made to depend on ``previous`` without changing its value or its gradient.
+
+    Under ``jax.jit`` independent ``eigh`` calls (one per k-chunk, or the μ pass beside the main
+    pass) may run at the same time; jaxlib's CPU LAPACK kernel then splits each batch over the same
+    small thread pool and, with two such kernels waiting on each other's workers, a 2-core machine
+    deadlocks (seen in jaxlib 0.10.2: every thread asleep inside ``ParallelBatchMap``). Adding
+    0 × (a number from ``previous``) orders the calls; XLA does not fold x·0 for floats.
+    """
+    anchor = _jax.lax.stop_gradient(xp.real(xp.reshape(xp.asarray(previous), (-1,))[0]))
+    return x + 0.0 * anchor

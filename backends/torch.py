@@ -146,3 +146,8 @@ def jit(f):
 
 def stop_gradient(x):
     return x.detach()
+
+
+def sequence_after(x, previous):
+    """``x`` to be computed after ``previous``: eager execution already runs calls in program order."""
+    return x

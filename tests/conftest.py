@@ -196,6 +196,7 @@ def strict_adapter():
         matmul=strict.matmul,
         while_loop=eager_while_loop,
         stop_gradient=lambda x: x,
+        sequence_after=lambda x, previous: x,
         can_differentiate=False,
         can_compile=False,
     )

@@ -479,7 +479,7 @@ def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int
             raise ValueError("the periodic gauge is provided for H only")
         be = _backend.current()
         e_R, _, _ = _geometry(model, kfrac)
-        hr = xp.matmul(be.asarray(e_R), hopping_blocks(model, params))
+        hr = be.matmul(be.asarray(e_R), hopping_blocks(model, params))
         return (_hermitian(xp.reshape(hr, (e_R.shape[0], model.norb, model.norb)), xp),)
     if gauge != "tb":
         raise ValueError(f"gauge must be 'tb' or 'periodic', got {gauge!r}")

@@ -40,19 +40,14 @@ def chunk_size(norb: int, *, order: int = 1, chunk_bytes: int | None = None) -> 
 
 
 def sequenced(params, previous):
-    """``params`` made to depend on ``previous`` without changing its value or its gradient.
+    """``params`` ordered after ``previous`` (the adapter's ``sequence_after``; a no-op on eager backends).
 
-    Under ``jax.jit`` independent ``eigh`` calls (one per k-chunk, or the μ pass beside the main
-    pass) may run at the same time; jaxlib's CPU LAPACK kernel then splits each batch over the same
-    small thread pool and, with two such kernels waiting on each other's workers, a 2-core machine
-    deadlocks (seen in jaxlib 0.10.2: every thread asleep inside ``ParallelBatchMap``). Adding
-    0 × (a number from the previous result) orders the calls; XLA does not fold x·0 for floats.
+    The physics needs its ``eigh`` calls in program order (see ``backends/jax.py``); the adapter
+    contract supplies the ordering primitive, so nothing here asks which backend is active.
     """
-    be = _backend.current()
-    if params is None or previous is None or be.name != "jax":  # eager backends run calls in order anyway
+    if params is None or previous is None:
         return params
-    anchor = be.stop_gradient(be.xp.real(be.xp.reshape(be.xp.asarray(previous), (-1,))[0]))
-    return params + 0.0 * anchor
+    return _backend.current().sequence_after(params, previous)
 
 
 def k_chunks(kfrac: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -135,7 +130,7 @@ def _velocity_gauge(energies, states, v_orbital, be):
     steps = xp.astype(fixed[:, 1:] - fixed[:, :-1] > DEGENERACY_TOLERANCE, xp.float64)
     zeros = xp.zeros((energies.shape[0], 1), dtype=xp.float64, device=be.device)
     labels = xp.concat([zeros, steps], axis=1)
-    labels = xp.matmul(labels, be.asarray(np.triu(np.ones((n, n)))))  # cumulative sum: block index per band
+    labels = be.matmul(labels, be.asarray(np.triu(np.ones((n, n)))))  # cumulative sum: block index per band
     same_block = xp.astype(xp.abs(xp.expand_dims(labels, axis=-1) - xp.expand_dims(labels, axis=-2)) < 0.5, xp.complex128)
     ud = xp.conj(xp.matrix_transpose(states))
     block = be.matmul(be.matmul(ud, v_orbital), states) * same_block
