@@ -165,9 +165,9 @@ def test_gradient_finite_where_bands_touch_on_the_mesh(ad_backend, kw):
     g·p'(0). Across it (M alone) the node's term is 2β m³/δ⁴-like for |m| ≪ δ = 1e-6 (g(Δ) and |d| are
     flat at d = 0) but grows like 1/|m| beyond the regulator: σ_xy on the mesh is differentiable
     only inside a window no finite-difference step can resolve, so there the gradient is compared
-    with the one-sided limit from inside the window: the node contributes no value and no slope (up to the
-    round-off of d, checked on the
-    node alone), and the rest of the mesh, gapped and smooth, gives the central differences.
+    with the one-sided limit from inside the window: the node contributes no value and no slope (up
+    to the round-off of d; checked on the node alone), and the rest of the mesh, gapped and smooth,
+    gives the central differences.
     """
     # at M = 3√3 t2 (φ = π/2) the gap closes exactly at K' = (1/3, 2/3), a node of a 30×30 mesh
     # (at K = (2/3, 1/3) the mass is M + 3√3 t2: the gap there stays 4M)

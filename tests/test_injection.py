@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import numpy as np
-from conftest import AUTODIFF, central_difference, random_model, value_and_grad_on
+from conftest import AUTODIFF, central_difference, random_model, strict_adapter, value_and_grad_on
 from hamdesign.backend import current, use_backend
 from hamdesign.errors import ParameterError
 from hamdesign.lattice import kmesh
@@ -147,3 +147,15 @@ def test_value_and_gradient_agree_across_backends_and_with_finite_differences(ca
         np.testing.assert_allclose(g, ref_g, rtol=1e-10, atol=1e-10 * np.abs(ref_g).max(), err_msg=name)
     fd = central_difference(f, p0, h=1e-6)
     np.testing.assert_allclose(ref_g, fd, rtol=1e-5, atol=1e-6 * np.abs(ref_g).max())
+
+
+def test_forward_path_runs_under_array_api_strict():
+    adapter = strict_adapter()
+    model = random_model(3, dim=2, seed=3, onsite_spread=1.5)
+    kw = {"components": "xxx,xyy,yxy", "beta": 5.0, "filling": 1 / 3, "eta": 0.2}
+    with use_backend(adapter):
+        strict = np.asarray(injection_rate(model, None, kmesh(6, 2), [1.0, 2.0], **kw).eta)
+    with use_backend("numpy") as be:
+        reference = be.to_numpy(injection_rate(model, None, kmesh(6, 2), [1.0, 2.0], **kw).eta)
+    assert np.abs(reference).max() > 0
+    np.testing.assert_allclose(strict, reference, rtol=1e-12, atol=1e-12 * np.abs(reference).max())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
 
 import numpy as np
-from conftest import AUTODIFF, DATA, central_difference, require_module, value_and_grad_on
+from conftest import AUTODIFF, DATA, central_difference, random_model, require_module, strict_adapter, value_and_grad_on
 from hamdesign.backend import use_backend
 from hamdesign.lattice import kmesh
 from hamdesign.models import kondo_chain
@@ -66,16 +67,69 @@ def test_photocurrent_value_and_gradient_across_backends_and_finite_differences(
     np.testing.assert_allclose(ref_g, fd, rtol=2e-5, atol=1e-6 * np.abs(fd).max())
 
 
-@pytest.mark.parametrize("case", ["spin-degenerate", "collinear"])
-def test_gradient_finite_at_degeneracies(ad_backend, case):
+def _degenerate_chain(case: str):
+    """Chains whose bands are exactly degenerate at every k of the mesh (or cross on it)."""
     if case == "spin-degenerate":
-        m = kondo_chain(3, J=0.0)  # every band twice degenerate
-    else:
-        m = kondo_chain(3, spins=np.tile([0.0, 0.0, 1.0], (3, 1)))  # folded bands cross on the mesh
-    k = kmesh(12, 1)
-    v, g = ad_backend.value_and_grad(_objective(m, k))(ad_backend.asarray(m.default_params))
-    assert np.isfinite(float(ad_backend.to_numpy(v)))
-    assert np.all(np.isfinite(ad_backend.to_numpy(g)))
+        return kondo_chain(3, J=0.0)  # every band twice degenerate
+    if case == "collinear":
+        return kondo_chain(3, spins=np.tile([0.0, 0.0, 1.0], (3, 1)))  # folded bands cross on the mesh
+    if case == "spin-doubled":  # twice degenerate whatever the parameters, and no symmetry kills the current
+        return random_model(2, dim=1, seed=4, spin_degenerate=True, onsite_scale=0.3, hop_scale=0.3)
+    # ↑ and ↓ sectors related by inversion: degenerate at every k; a tilt of a spin mixes them
+    return kondo_chain(6, spins=np.array([[0, 0, 1.0], [0, 0, 1], [0, 0, -1], [0, 0, 1], [0, 0, -1], [0, 0, -1]]))
+
+
+@functools.cache
+def _degenerate_reference(case: str) -> tuple[float, float, np.ndarray, float]:
+    """(smallest gap on the mesh, value, central differences at p0, largest slope at a nearby point), on numpy."""
+    import hamdesign as hd
+
+    m, k = _degenerate_chain(case), kmesh(12, 1)
+    f, p0 = _objective(m, k), m.default_params
+    nearby = p0 + 0.05 * np.random.default_rng(0).standard_normal(len(p0))
+    with use_backend("numpy"):
+        gaps = np.diff(np.linalg.eigvalsh(np.asarray(hd.hamiltonian(m, p0, k))), axis=1)
+        value = float(f(p0))
+    return gaps.min(), value, central_difference(f, p0, h=1e-7), np.abs(central_difference(f, nearby, h=1e-6)).max()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "spin-degenerate",
+        "collinear",
+        "spin-doubled",
+        pytest.param(
+            "collinear-acentric",
+            marks=pytest.mark.xfail(
+                reason="known bug: where the ↑/↓ degeneracy holds at every k, the shift current's gradient along a spin "
+                "tilt depends on the basis eigh returns (jax −0.74, autograd −0.28) while the function is even in the "
+                "tilt (slope 0)",
+                strict=True,
+            ),
+        ),
+    ],
+)
+def test_gradient_finite_at_degeneracies(ad_backend, case):
+    """The gradient where bands are degenerate equals the central differences.
+
+    Every case is differentiable at p0, so central differences are the reference: "spin-doubled"
+    stays degenerate along every parameter, so the photocurrent is smooth there; in the others a
+    symmetry makes the current vanish at p0 and it grows as J³ (spin-degenerate) or as θ² (a spin
+    tilt of the collinear chains): both one-sided slopes are 0, the step h = 1e-7 keeps their
+    central differences below 1e-5 of the slope a generic nearby point has, which sets the scale.
+    """
+    m, k = _degenerate_chain(case), kmesh(12, 1)
+    p0 = m.default_params
+    v, g = ad_backend.value_and_grad(_objective(m, k))(ad_backend.asarray(p0))
+    v, g = float(ad_backend.to_numpy(v)), ad_backend.to_numpy(g)
+    assert np.isfinite(v)
+    assert np.all(np.isfinite(g))
+    min_gap, value, fd, scale = _degenerate_reference(case)
+    assert min_gap < 1e-12  # degenerate on the mesh
+    assert value == pytest.approx(v, rel=1e-9, abs=1e-12)
+    assert scale > 1.0  # the current does respond to the parameters
+    np.testing.assert_allclose(g, fd, rtol=2e-5, atol=1e-6 * scale)
 
 
 def test_published_optimum_reaches_published_order_of_magnitude(numpy_backend):
@@ -117,3 +171,16 @@ def test_degenerate_point_takes_the_limit_from_neighbouring_k(numpy_backend):
     for name in AUTODIFF:
         with use_backend(name) as be:
             assert float(be.to_numpy(photocurrent(m, None, k, beta=20.0, filling=0.5)["injection"])) == pytest.approx(at, rel=1e-10)
+
+
+@pytest.mark.parametrize("spectrum", ["blackbody5500", "am15g"])
+def test_forward_path_runs_under_array_api_strict(spectrum):
+    m = random_chain(4, seed=1)
+    k = kmesh(12, 1)
+    kw = {"beta": 40.0, "filling": 0.5, "eta": 0.05, "spectrum": spectrum}
+    with use_backend(strict_adapter()):
+        strict = {key: float(np.asarray(photocurrent(m, None, k, **kw)[key])) for key in ("shift", "injection", "total")}
+    with use_backend("numpy"):
+        for key, value in strict.items():
+            assert value == pytest.approx(float(photocurrent(m, None, k, **kw)[key]), rel=1e-12), key
+    assert strict["injection"] != 0 and strict["shift"] != 0
