@@ -164,3 +164,27 @@ def test_bad_hall_requests_raise(numpy_backend):
         anomalous_hall_conductivity(model, None, hd.kmesh(2, 3), beta=1.0, mu=0.0, position_matrix="offdiagonal")
     with pytest.raises(ModelError, match="position matrix"):
         anomalous_hall_conductivity(model, None, hd.kmesh(2, 3), beta=1.0, mu=0.0, position_matrix="full")
+
+
+@pytest.mark.parametrize("beta", [0.5, 20.0, 1e9])
+def test_sorted_fermi_sea_sums_equal_the_dense_contraction(numpy_backend, beta):
+    from hamdesign.observables.hall import fermi_sea_sums
+    from hamdesign.spectrum import fermi
+
+    rng = np.random.default_rng(1)
+    levels = rng.uniform(-3.0, 3.0, 4000)
+    levels[:50] = 0.25  # a degenerate cluster exactly at one μ of the grid
+    weights = rng.standard_normal((4000, 3))
+    mus = np.concatenate([np.linspace(-4.0, 4.0, 33), [0.25]])
+    dense = np.asarray(fermi(levels[None, :] - mus[:, None], beta)) @ weights
+    fast = fermi_sea_sums(levels, weights, mus, beta=beta)
+    np.testing.assert_allclose(fast, dense, rtol=0, atol=1e-12 * np.abs(weights).sum())
+
+
+def test_report_scan_uses_the_sorted_contraction_and_agrees_with_the_api(numpy_backend):
+    model = random_model(3, dim=3, seed=6)
+    mus = np.linspace(-1.0, 1.0, 25)
+    report = hall_report(model, None, 4, beta=40.0, mu=mus)
+    api = np.asarray(anomalous_hall_conductivity(model, None, hd.kmesh(4, 3), beta=40.0, mu=mus))
+    table = np.array([report["sigma_bulk_S_per_cm"][p] for p in ("yz", "zx", "xy")]).T
+    np.testing.assert_allclose(table, api, rtol=0, atol=1e-12 * np.abs(api).max())

@@ -286,3 +286,13 @@ def test_verbose_names_the_backend_and_shows_the_traceback_above_the_error_line(
     assert lines[-1].startswith("hamdesign: error:") and str(bad) in lines[-1]
     quiet = run_cli("--backend", "numpy", "evaluate", str(bad))
     assert quiet.returncode == 2 and len(quiet.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_defaults_to_numpy_unless_a_backend_is_chosen(monkeypatch):
+    """One-off forward evaluations pay no compilation: numpy unless --backend / HAMDESIGN_BACKEND says otherwise."""
+    monkeypatch.delenv("HAMDESIGN_BACKEND", raising=False)
+    args = ["evaluate", "haldane", "--nk", "8", "--beta", "5", "--json"]
+    assert json.loads(runner.invoke(app, args).stdout)["backend"] == "numpy"
+    assert json.loads(runner.invoke(app, ["--backend", "autograd", *args]).stdout)["backend"] == "autograd"
+    monkeypatch.setenv("HAMDESIGN_BACKEND", "autograd")
+    assert json.loads(runner.invoke(app, args).stdout)["backend"] == "autograd"

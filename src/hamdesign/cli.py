@@ -31,6 +31,7 @@ app = typer.Typer(
 class _State:
     quiet: bool = False
     verbose: bool = False
+    backend_chosen: bool = False  # --backend or HAMDESIGN_BACKEND given
 
 
 STATE = _State()
@@ -64,7 +65,7 @@ def user_errors(fn):
 def _global_options(
     backend: Annotated[
         Optional[str],
-        typer.Option("--backend", "-b", envvar="HAMDESIGN_BACKEND", help="Array backend: jax, torch, autograd or numpy (forward only). Env: HAMDESIGN_BACKEND. Default: the first installed of jax, torch, autograd, numpy."),
+        typer.Option("--backend", "-b", envvar="HAMDESIGN_BACKEND", help="Array backend: jax, torch, autograd or numpy (forward only). Env: HAMDESIGN_BACKEND. Default: the first installed of jax, torch, autograd, numpy; evaluate (forward only, one-off) defaults to numpy, which pays no compilation."),
     ] = None,
     device: Annotated[
         Optional[str],
@@ -73,7 +74,7 @@ def _global_options(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results (no progress, no notes).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Diagnostics on stderr: the backend, its version and device before the command, and the full traceback above an error line.")] = False,
 ) -> None:
-    STATE.quiet, STATE.verbose = quiet, verbose
+    STATE.quiet, STATE.verbose, STATE.backend_chosen = quiet, verbose, bool(backend)
     if device:
         if device.lower() not in ("cpu", "gpu"):
             _fail(f"--device must be cpu or gpu, got {device!r}")
@@ -359,10 +360,16 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Evaluate an observable of a model and print it (a table, or JSON with --json)."""
-    from .backend import current
+    from .backend import current, set_backend
     from .errors import ParameterError
     from .io import load_model
     from .observables.hall import hall_report
+
+    if not STATE.backend_chosen:
+        # A one-off forward evaluation gains nothing from autodiff or jit, and eager jax compiles
+        # every operation for every chunk shape: bcc Fe 16³ with 1000 Fermi levels took 24 s on jax
+        # and 2.7 s on numpy (docs/performance.md). An explicit --backend still wins.
+        set_backend("numpy")
 
     if thickness is not None and cross_section is not None:
         raise ParameterError("give --thickness (2D) or --cross-section (1D), not both")

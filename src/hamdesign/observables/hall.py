@@ -371,6 +371,7 @@ def hall_sums(
     regulator: float = HALL_REGULATOR,
     position_matrix: str = "diagonal",
     band_edges: bool = False,
+    contraction: str = "dense",
 ) -> HallSums:
     """The one pass over k behind every Hall number: Σ_n f Ω for each μ and plane, and mean Ω per band.
 
@@ -379,6 +380,10 @@ def hall_sums(
     dropped: memory is bounded by the chunk. With ``filling`` the whole mesh's levels are kept to
     find μ (:func:`chemical_potential`, differentiable through μ). ``band_edges`` also records
     each band's extent as NumPy (forward evaluations only: it reads concrete values).
+
+    ``contraction="sorted"`` (forward only, for Fermi-level scans) replaces the dense
+    (nμ, nk·nband) occupation matrix by :func:`fermi_sea_sums` on each chunk's levels in NumPy:
+    the same numbers to round-off, in O(N log N + Σ_μ window) instead of O(nμ N) Fermi functions.
     """
     require_positive_beta(beta)
     be = _backend.current()
@@ -392,8 +397,12 @@ def hall_sums(
     levels = None if mu is None else _mu_levels(mu)
     scan = levels is not None and np.ndim(mu) == 1
     nmu = 1 if levels is None else levels.size
-    check_hall_memory(model, nk, nmu=nmu, nplanes=len(planes), at_filling=filling is not None)
-    size = hall_chunk_size(model, nmu=nmu, nplanes=len(planes))
+    if contraction not in ("dense", "sorted"):
+        raise ParameterError(f"contraction must be 'dense' or 'sorted', got {contraction!r}")
+    sorted_scan = contraction == "sorted" and levels is not None
+    dense_mu = 1 if sorted_scan else nmu  # the sorted contraction keeps no (nμ, nk, nband) array
+    check_hall_memory(model, nk, nmu=dense_mu, nplanes=len(planes), at_filling=filling is not None)
+    size = hall_chunk_size(model, nmu=dense_mu, nplanes=len(planes))
     chunks = curvature_chunks(model, params, kfrac, planes=planes, regulator=regulator, position_matrix=position_matrix, chunk=size)
     band_min, band_max = np.full(model.nband, np.inf), np.full(model.nband, -np.inf)
 
@@ -419,12 +428,43 @@ def hall_sums(
     for energies, omega in chunks:
         edges(energies)
         nkc = energies.shape[0]
-        occ = fermi(xp.expand_dims(energies, axis=0) - xp.reshape(mu_b, (nmu, 1, 1)), beta)  # (nμ, nkc, nband)
-        weighted = be.matmul(xp.reshape(occ, (nmu, nkc * model.nband)), xp.reshape(omega, (nkc * model.nband, len(planes))))
+        if sorted_scan:
+            flat_omega = be.to_numpy(omega).reshape(nkc * model.nband, len(planes))
+            weighted = be.asarray(fermi_sea_sums(be.to_numpy(energies).reshape(-1), flat_omega, levels, beta=beta))
+        else:
+            occ = fermi(xp.expand_dims(energies, axis=0) - xp.reshape(mu_b, (nmu, 1, 1)), beta)  # (nμ, nkc, nband)
+            weighted = be.matmul(xp.reshape(occ, (nmu, nkc * model.nband)), xp.reshape(omega, (nkc * model.nband, len(planes))))
         band_part = xp.sum(omega, axis=0)
         occupied = weighted if occupied is None else occupied + weighted
         bands_sum = band_part if bands_sum is None else bands_sum + band_part
     return HallSums(mu_b, occupied / nk, bands_sum / nk, band_min, band_max, planes, scan)
+
+
+#: Beyond |β(ε − μ)| > this, f(ε − μ) is 0 or 1 to within e^{-40} ≈ 4e-18 (:func:`fermi_sea_sums`).
+FERMI_WINDOW = 40.0
+
+
+def fermi_sea_sums(levels: np.ndarray, weights: np.ndarray, mus: np.ndarray, /, *, beta: float) -> np.ndarray:
+    """Σ_j f(ε_j − μ_i) w_j for every μ_i, by sorting the levels once (NumPy, forward only).
+
+    With the levels sorted and the weights summed cumulatively, the levels more than
+    ``FERMI_WINDOW``/β below μ_i contribute their cumulative sum (f = 1 to 4e-18), those more than
+    that above contribute nothing, and only the window in between is weighted by the Fermi function:
+    O(N log N + Σ_i window_i) work instead of nμ·N Fermi functions. ``levels`` (N,), ``weights``
+    (N, P), ``mus`` (nμ,); returns (nμ, P). Equal to the dense contraction to round-off (tested).
+    """
+    order = np.argsort(levels, kind="stable")
+    ordered, w = levels[order], weights[order]
+    cumulative = np.concatenate([np.zeros((1, w.shape[1])), np.cumsum(w, axis=0)])
+    half = FERMI_WINDOW / beta
+    low = np.searchsorted(ordered, mus - half, side="left")
+    high = np.searchsorted(ordered, mus + half, side="right")
+    out = cumulative[low].copy()
+    for i, (a, b) in enumerate(zip(low, high, strict=True)):
+        if b > a:
+            x = np.clip(0.5 * beta * (ordered[a:b] - mus[i]), -FERMI_WINDOW, FERMI_WINDOW)
+            out[i] += (0.5 * (1.0 - np.tanh(x))) @ w[a:b]
+    return out
 
 
 def sigma_xy_from_curvature(model: TightBinding, energies, omega, /, *, mu, beta: float):
@@ -575,11 +615,19 @@ def hall_report(
     be = _backend.current()
     sizes = parse_nk(nk, model.dim)
     planes = tuple(PLANES) if model.dim == 3 else ("xy",)
-    nmu = 1 if mu is None else _mu_levels(mu).size
-    check_hall_memory(model, int(np.prod(sizes, dtype=float)), nmu=nmu, nplanes=len(planes), at_filling=filling is not None)
+    check_hall_memory(model, int(np.prod(sizes, dtype=float)), nplanes=len(planes), at_filling=filling is not None)
     kfrac = kmesh(sizes, model.dim)
     sums = hall_sums(
-        model, params, kfrac, beta=beta, mu=mu, filling=filling, planes=planes, position_matrix=position_matrix, band_edges=True
+        model,
+        params,
+        kfrac,
+        beta=beta,
+        mu=mu,
+        filling=filling,
+        planes=planes,
+        position_matrix=position_matrix,
+        band_edges=True,
+        contraction="sorted",
     )
     occupied = be.to_numpy(sums.occupied)
     report = {
