@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import LatticeError
+from .errors import LatticeError, MemoryBudgetError
+from .memory import memory_budget_bytes
 
 _SINGULAR_TOL = 1e-8
 _MIN_LENGTH, _MAX_LENGTH = 1e-6, 1e6  # lattice-vector lengths accepted, in the model's length unit
@@ -165,12 +166,8 @@ def kmesh(nk: int | Sequence[int] | str, dim: int) -> np.ndarray:
     k = (i1/N1, i2/N2, …) with i_a = 0 … N_a − 1; Γ is the first point.
     """
     sizes = parse_nk(nk, dim)
-    from .spectrum import memory_budget_bytes  # noqa: PLC0415  (lattice must not import physics at module level)
-
     need = int(np.prod(sizes, dtype=float)) * dim * 8 * 3  # the mesh plus meshgrid temporaries
     if need > memory_budget_bytes():
-        from .errors import MemoryBudgetError
-
         raise MemoryBudgetError(
             f"a {'×'.join(map(str, sizes))} k-mesh needs {need / 2**30:.1f} GiB just for its coordinates, more than the "
             f"budget of {memory_budget_bytes() / 2**30:.1f} GiB (HAMDESIGN_MEMORY_BUDGET); use a smaller --nk"

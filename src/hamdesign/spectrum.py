@@ -6,7 +6,6 @@ few (chunk, norb, norb) complex arrays per Cartesian component.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -14,6 +13,7 @@ import numpy as np
 from . import backend as _backend
 from .backend import follows_inputs
 from .errors import MemoryBudgetError, ParameterError
+from .memory import memory_budget_bytes
 from .model import TightBinding, bloch_terms, hamiltonian_derivatives
 
 #: Working-set budget for one k-chunk, bytes (``HAMDESIGN_MEMORY_BUDGET`` in GiB overrides it).
@@ -21,16 +21,6 @@ DEFAULT_CHUNK_BYTES = 256 * 2**20
 #: Complex (norb × norb) matrices alive per k-point at order 2 (H, 3 v, 9 w, U, band-basis copies,
 #: autodiff residuals): an upper estimate used to size chunks.
 MATRICES_PER_K = {0: 6, 1: 24, 2: 60}
-
-
-def memory_budget_bytes() -> int:
-    """Total memory hamdesign may plan to use (``HAMDESIGN_MEMORY_BUDGET`` GiB, default 4)."""
-    text = os.environ.get("HAMDESIGN_MEMORY_BUDGET", "4")
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise MemoryBudgetError(f"HAMDESIGN_MEMORY_BUDGET must be a number of GiB, got {text!r}") from err
-    return int(value * 2**30)
 
 
 def chunk_size(norb: int, *, order: int = 1, chunk_bytes: int | None = None) -> int:

@@ -1,0 +1,76 @@
+"""Anomalous Hall Fermi-level scan of bcc Fe: hamdesign against WannierBerri, side by side in one run.
+
+The workload of issue 16: the AHC pseudovector of the 18-band bcc Fe model of tests/data/wannier
+(no MDRS, diagonal position matrix, so that both codes integrate the same quantity) on an N³
+Γ-centred mesh at ``--levels`` Fermi levels. WannierBerri: ``System_R.from_tb_dat`` + ``AHC(Efermi=…)``
+on ``Grid(NKdiv=1, NKFFT=N)`` (T = 0, its Fermi-sea calculator); hamdesign: ``hall_report`` (what
+``hamdesign evaluate --mu START:STOP:COUNT`` runs) at k_BT = 1e-9 eV on the numpy backend (the
+default of ``evaluate``). The results are checked to agree before any time is reported. Everything
+runs on one pinned core with single-threaded BLAS; loading the model is outside the timers.
+
+Usage: ``python scripts/compare_wannierberri_ahc_scan.py [--nk 48] [--levels 1000]``
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+
+import argparse  # noqa: E402
+import gzip  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FE = ROOT / "tests" / "data" / "wannier" / "Fe_tb.dat.gz"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nk", type=int, default=48)
+    ap.add_argument("--levels", type=int, default=1000)
+    ap.add_argument("--rtol", type=float, default=1e-6)
+    args = ap.parse_args(argv)
+
+    import wannierberri
+    from wannierberri import calculators
+
+    from hamdesign.backend import use_backend
+    from hamdesign.io import load_model
+    from hamdesign.observables.hall import hall_report
+
+    mus = np.linspace(16.0, 20.0, args.levels)
+    model = load_model(str(FE), ws_distance=False)
+    with use_backend("numpy"):
+        start = time.perf_counter()
+        report = hall_report(model, None, args.nk, beta=1e9, mu=mus)
+        ours_s = time.perf_counter() - start
+    ours = np.array([report["sigma_bulk_S_per_cm"][p] for p in ("yz", "zx", "xy")]).T
+
+    workdir = Path(tempfile.mkdtemp())
+    with gzip.open(FE, "rb") as src, open(workdir / "Fe_tb.dat", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.chdir(workdir)
+    system = wannierberri.system.System_R.from_tb_dat(tb_file="Fe_tb.dat", silent=True)
+    grid = wannierberri.Grid(system, NKdiv=1, NKFFT=(args.nk,) * 3, use_symmetry=False)
+    calc = {"ahc": calculators.static.AHC(Efermi=mus, save_mode="none", kwargs_formula={"external_terms": False})}
+    start = time.perf_counter()
+    result = wannierberri.run(system, grid, calc, parallel=False, use_irred_kpt=False, symmetrize=False, print_progress_step_time=1e9)
+    theirs_s = time.perf_counter() - start
+    theirs = result.results["ahc"].data * 0.01
+    difference = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
+    print(f"bcc Fe, {args.nk}³ k, {args.levels} Fermi levels: hamdesign {ours_s:.1f} s, WannierBerri {theirs_s:.1f} s, "
+          f"ratio {theirs_s / ours_s:.1f}x; max |Δσ| / max |σ| = {difference:.1e}")
+    return 0 if difference < args.rtol else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
