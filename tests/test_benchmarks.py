@@ -102,3 +102,16 @@ def test_the_original_approach_baseline_computes_the_same_sigma_and_gradient():
         own_value, own_grad = be.value_and_grad(lambda q: hd.sigma_xy(model, q, k, beta=script.BETA, mu=script.MU))(p)
     assert float(value) == pytest.approx(float(own_value), rel=1e-12)
     assert np.allclose(np.asarray(grad), np.asarray(own_grad), rtol=1e-10, atol=1e-12)
+
+
+def test_fermi_level_scan_benchmark_runs_both_paths():
+    from benchmarks.hall import FermiLevelScan
+
+    results = {}
+    for path in ("report", "dense"):
+        bench = FermiLevelScan()
+        bench.setup(path, 3, 5)
+        bench.time_scan(path, 3, 5)
+        results[path] = bench.compute(path, 3, 5)
+    assert results["dense"].shape == (5, 3) and np.abs(results["dense"]).max() > 10.0
+    np.testing.assert_allclose(results["report"], results["dense"], rtol=0, atol=1e-10 * np.abs(results["dense"]).max())

@@ -62,3 +62,44 @@ class SigmaXYValue:
 
         with use_backend(self.be):
             block(self.be, self.fn(self.p))
+
+
+class FermiLevelScan:
+    """bcc Fe (18 bands, tests/data/wannier): the AHC pseudovector at many Fermi levels in one pass over k.
+
+    ``report`` is what ``hamdesign evaluate --mu START:STOP:COUNT`` runs (sorted fermi-sea
+    contraction, NumPy); ``dense`` is the differentiable API path (an (nμ, nk·nband) occupation
+    matrix per chunk). Side by side, they show what the sorted contraction saves.
+    """
+
+    params = (["report", "dense"], [8, 16], [1, 1000])
+    param_names = ["path", "nk", "levels"]
+    timeout = 600
+
+    def setup(self, path, nk, levels):
+        from pathlib import Path
+
+        import numpy as np
+
+        from hamdesign.io import load_model
+
+        root = Path(__file__).resolve().parents[2]
+        self.model = load_model(str(root / "tests" / "data" / "wannier" / "Fe_tb.dat.gz"), ws_distance=False)
+        self.mus = np.linspace(16.0, 20.0, levels)
+
+    def compute(self, path, nk, levels):
+        """(nμ, 3) conductivities in S/cm along either path."""
+        import numpy as np
+
+        import hamdesign as hd
+        from hamdesign.backend import use_backend
+        from hamdesign.observables.hall import hall_report
+
+        with use_backend("numpy"):
+            if path == "report":
+                report = hall_report(self.model, None, nk, beta=50.0, mu=self.mus)
+                return np.array([np.atleast_1d(report["sigma_bulk_S_per_cm"][p]) for p in ("yz", "zx", "xy")]).T
+            return np.atleast_2d(hd.anomalous_hall_conductivity(self.model, None, hd.kmesh(nk, 3), beta=50.0, mu=self.mus))
+
+    def time_scan(self, path, nk, levels):
+        self.compute(path, nk, levels)
