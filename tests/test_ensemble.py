@@ -263,3 +263,9 @@ def test_the_summary_of_runs_that_all_agree():
     summary = ensemble.summarise(records, goal="maximize")
     assert sum(summary["distribution"]["histogram"]["counts"]) == 5 and summary["best_seed"] == 4
     assert summary["status"] == "running" and summary["pending"] == 1
+
+
+def test_the_ensemble_figure(tmp_path):
+    summary = _run(tmp_path, seeds=[0, 1], sweep={"temperature.end": [-1.0, -0.5]}, config=_tiny(steps=1))
+    ensemble._draw_summary(summary, tmp_path / "ensemble.png", title="tiny")
+    assert (tmp_path / "ensemble.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -454,7 +454,8 @@ def run_ensemble(
     started ones from their checkpoints; ``overwrite`` replaces another run's files. ``on_result`` is
     called in this process with each run's record as it arrives; ``out_dir/ensemble.json`` is rewritten
     (atomically) each time. A run that fails is recorded (``status = "error"``) and the rest go on.
-    ``figures=False`` skips each run's history.png (drawing it can outlast a small run).
+    ``figures=False`` skips each run's history.png (drawing it can outlast a small run) and the
+    summary's ensemble.png (histogram of the objective, value against seed per sweep point).
     """
     from .backend import current
     from .design import load_config, validate_config
@@ -558,7 +559,17 @@ def run_ensemble(
             for future in futures:
                 future.cancel()
             summary = write_summary(force=True)
+        if figures and summary["finished"]:
+            _draw_summary(summary, root / "ensemble.png", title=f"{label}: {summary['finished']} runs")
     return summary
+
+
+def _draw_summary(summary: dict, path: Path, *, title: str) -> None:
+    try:
+        from .plotting import plot_ensemble
+    except ImportError:  # matplotlib missing: the summary is complete without the figure
+        return
+    plot_ensemble(summary, path, title=title)
 
 
 class _ProgressBar:
