@@ -13,10 +13,10 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 import pytest
-from conftest import require_module
 from typer.testing import CliRunner
 
 import numpy as np
+from conftest import require_module
 from hamdesign import ensemble
 from hamdesign.cli import app
 from hamdesign.design import PRESETS

@@ -29,8 +29,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
-import logging
 import json
+import logging
 import math
 import os
 import socket
