@@ -535,6 +535,12 @@ def _parse_seeds(text: str | None, default: list[int]) -> list[int]:
     return seeds
 
 
+class ExecutorKind(str, Enum):
+    serial = "serial"
+    process = "process"
+    dask = "dask"
+
+
 @app.command()
 @user_errors
 def design(
@@ -542,8 +548,13 @@ def design(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Result folder (default: results/<name>). One subfolder per seed when several seeds run.")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds: START:STOP (Python range) or a comma list; default from the config.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Override the number of optimisation steps.")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from the checkpoint in this result folder (seed_NNN/ subfolders: each seed's). Refused unless the folder holds a run of the same preset or config, model and seed.")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from the checkpoint in this result folder; for an ensemble or sweep, run only what is missing (finished runs are kept, started ones continue from their checkpoints). Refused unless the folder holds a run of the same preset or config, model and seed.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace another run's results in the output folder (without it, writing into a folder that holds another run is refused).")] = False,
+    sweep: Annotated[list[str], typer.Option("--sweep", help="KEY=V1,V2,…: run every seed at each value of a dotted config key (e.g. optimizer.learning_rate, temperature.end); repeatable, the grid of all keys; one subfolder per point.")] = [],  # noqa: B006
+    executor: Annotated[ExecutorKind, typer.Option("--executor", help="Where the runs of an ensemble or sweep go: serial (this process), process (a local process pool) or dask (a LocalCluster, or --scheduler). Workers use one BLAS/XLA thread each.")] = ExecutorKind.serial,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes for --executor process or dask (default: the CPU count).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler (e.g. tcp://host:8786) instead of a LocalCluster.")] = None,
+    figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Draw each run's history.png (drawing can take longer than a small run).")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result (or ensemble summary) as JSON.")] = False,
 ) -> None:
     """Run an inverse design with a progress bar; write result.json, history.npz, the model and figures."""
@@ -555,129 +566,158 @@ def design(
         warnings.simplefilter("always", StaleLockWarning)
         warnings.simplefilter("always", OverwriteWarning)
         warnings.showwarning = lambda message, *args, **kwargs: typer.echo(f"hamdesign: warning: {message}", err=True)
-        _design(source, out, seeds, steps, resume, overwrite, as_json)
+        failed = _design(source, out, seeds, steps, resume, overwrite, as_json, sweep, executor.value, workers, scheduler, figures)
+    if failed:
+        typer.echo(f"hamdesign: {failed} run(s) failed; their errors are in ensemble.json", err=True)
+        raise typer.Exit(1)
 
 
-def _resume_plan(folder: Path, seeds: Optional[str]) -> tuple[list[int], bool, int | None]:
-    """(seeds, multi-seed layout?, the run's number of steps) for ``--resume folder``."""
+def _resume_plan(folder: Path, seeds: Optional[str], sweep: dict) -> tuple[list[int], bool, int | None, dict]:
+    """(seeds, ensemble layout?, the run's number of steps, sweep) for ``--resume folder``.
+
+    An ensemble's plan (seeds, sweep) comes from its ensemble.json unless given again; older
+    ensembles without one are resumed over the seed_NNN/ subfolders present.
+    """
     from .errors import NoCheckpointError, ParameterError
-    from .io.runfolder import ensemble_seeds, inspect_run_folder, seed_folder
+    from .io.runfolder import ensemble_seeds, inspect_run_folder, read_ensemble_record, seed_folder
 
     found = inspect_run_folder(folder)
     if found is not None and found.step is not None:
         seed_list = _parse_seeds(seeds, [0 if found.identity.seed is None else found.identity.seed])
-        if len(seed_list) != 1:
-            raise ParameterError(f"--resume {folder}: the folder holds one run (seed {found.identity.seed}); --seeds {seeds} selects several")
-        return seed_list, False, found.identity.steps
+        if len(seed_list) != 1 or sweep:
+            raise ParameterError(f"--resume {folder}: the folder holds one run (seed {found.identity.seed}); --seeds/--sweep select several")
+        return seed_list, False, found.identity.steps, {}
+    record = read_ensemble_record(folder) or {}
+    plan = record.get("plan") if isinstance(record.get("plan"), dict) else None
+    if plan is not None and isinstance(record.get("run"), dict):
+        return _parse_seeds(seeds, list(plan.get("seeds") or [])), True, record["run"].get("steps"), sweep or dict(plan.get("sweep") or {})
     present = ensemble_seeds(folder)
     if not present:
         raise NoCheckpointError(f"cannot resume {folder}: no checkpoint.npz there, nor seed_NNN/ subfolders" + (" (it holds a finished result without a checkpoint)" if found else ""))
     started = [f for f in (inspect_run_folder(seed_folder(folder, s)) for s in present) if f is not None]
-    return _parse_seeds(seeds, present), True, started[0].identity.steps if started else None
+    return _parse_seeds(seeds, present), True, started[0].identity.steps if started else None, sweep
 
 
-def _design(source: str, out: Optional[Path], seeds: Optional[str], steps: Optional[int], resume: Optional[Path], overwrite: bool, as_json: bool) -> None:
+def _design(
+    source: str, out: Optional[Path], seeds: Optional[str], steps: Optional[int], resume: Optional[Path], overwrite: bool, as_json: bool,
+    sweep_items: list[str], executor: str, workers: Optional[int], scheduler: Optional[str], figures: bool = True,
+) -> int:
+    """Run the design (one run, or an ensemble/sweep); the number of runs that failed."""
     from .design import DesignRun, load_config
+    from .ensemble import parse_sweep
     from .errors import ParameterError
-    from .io.runfolder import claim_ensemble_root, claim_run_folder
+    from .io.runfolder import claim_run_folder
 
     if resume is not None and out is not None and out.resolve() != resume.resolve():
         raise ParameterError(f"--resume {resume} continues the run in that folder; --out {out} names another (give one of them)")
     if steps is not None and steps < 1:
         raise ParameterError("--steps must be positive")
     cfg, label = load_config(source)
+    sweep = parse_sweep(sweep_items)
     if resume is not None:
         out_root = resume
-        seed_list, multi, run_steps = _resume_plan(resume, seeds)
+        seed_list, multi, run_steps, sweep = _resume_plan(resume, seeds, sweep)
         if steps is None and run_steps is not None:
             steps = run_steps  # continue to the length the run was started with, not the config's
     else:
         seed_list = _parse_seeds(seeds, cfg.get("seeds", [0]))
         out_root = out or Path("results") / label
-        multi = len(seed_list) > 1
+        multi = len(seed_list) > 1 or bool(sweep)
     if steps is not None:
         cfg = {**cfg, "steps": steps}
+    if multi:
+        return _design_ensemble(cfg, label, seed_list, out_root, sweep, resume=resume is not None, overwrite=overwrite, as_json=as_json,
+                                executor=executor, workers=workers, scheduler=scheduler, figures=figures)
     run = DesignRun(cfg, label=label)
     # The whole command holds the output folder: a second run into it is refused, not interleaved.
-    if multi:
-        claim = claim_ensemble_root(out_root, run.identity(None), resume=resume is not None, overwrite=overwrite)
-    else:
-        claim = claim_run_folder(out_root, run.identity(seed_list[0]), resume=resume is not None, overwrite=overwrite)
-    with claim:
-        results = _design_seeds(run, seed_list, out_root, multi=multi, resume=resume is not None, overwrite=overwrite, as_json=as_json)
-        if multi:
-            from .design import summarise_ensemble
-            from .io import atomic_write_text
+    with claim_run_folder(out_root, run.identity(seed_list[0]), resume=resume is not None, overwrite=overwrite):
+        result = _design_one(run, seed_list[0], out_root, resume=resume is not None, overwrite=overwrite, as_json=as_json, figures=figures)
+    if as_json:
+        _print_json(result)
+    return 0
 
-            summary = summarise_ensemble(results)
-            atomic_write_text(out_root / "ensemble.json", json.dumps(summary, indent=2))
-    if multi:
+
+def _design_ensemble(cfg: dict, label: str, seed_list: list[int], out_root: Path, sweep: dict, *, resume: bool, overwrite: bool, as_json: bool,
+                     executor: str, workers: Optional[int], scheduler: Optional[str], figures: bool = True) -> int:
+    """Every seed (× sweep point) on the chosen executor, a line per finished run, the summary; the failures."""
+    import rich
+
+    from .ensemble import make_executor, run_ensemble
+
+    def report(record: dict) -> None:
         if as_json:
-            _print_json(summary)
+            return
+        where = f" [{', '.join(f'{k}={v}' for k, v in record['point'].items())}]" if record["point"] else ""
+        if record["status"] == "ok":
+            chern = f" (Chern {record['chern_lattice']})" if record.get("chern_lattice") is not None else ""
+            line = f"seed {record['seed']}{where}: {record['quantity']} = {record['value']:+.6g}{chern} → {out_root / record['folder']}"
         else:
-            _console().print(
-                f"best seed {summary['best_seed']}: {summary['quantity']} = {summary['best_value']:+.6g}"
-                + (f" (Chern {summary['best_chern']})" if "best_chern" in summary else "")
-                + f"; mean {summary['mean']:+.4g} ± {summary['std']:.3g} over {len(summary['seeds'])} seeds"
-            )
-    elif as_json:
-        _print_json(results[0])
+            line = f"seed {record['seed']}{where}: failed: {record['error']}"
+        rich.get_console().print(line, markup=False, highlight=False)
+
+    with make_executor(executor, workers=workers, scheduler=scheduler) as pool:
+        summary = run_ensemble(cfg, seed_list, out_dir=out_root, executor=pool, sweep=sweep, label=label, resume=resume, overwrite=overwrite,
+                               progress=not STATE.quiet and not as_json, on_result=report, figures=figures)
+    if as_json:
+        _print_json(summary)
+    elif "best" in summary:
+        best, dist = summary["best"], summary["distribution"]
+        where = f" at {', '.join(f'{k}={v}' for k, v in best['point'].items())}" if best["point"] else ""
+        _console().print(
+            f"best seed {best['seed']}{where}: {summary['quantity']} = {best['value']:+.6g}"
+            + (f" (Chern {summary['best_chern']})" if "best_chern" in summary else "")
+            + f"; mean {dist['mean']:+.4g} ± {dist['std']:.3g} over {dist['n']} runs → {out_root / 'ensemble.json'}"
+        )
+    return summary["failed"]
 
 
-def _design_seeds(run, seed_list: list[int], out_root: Path, *, multi: bool, resume: bool, overwrite: bool, as_json: bool) -> list[dict]:
-    """Run and write each seed (its own seed_NNN/ when ``multi``) with a progress bar; the results."""
+def _design_one(run, seed: int, folder: Path, *, resume: bool, overwrite: bool, as_json: bool, figures: bool = True) -> dict:
+    """Run and write one seed with a progress bar over its steps; the result."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .design import write_result
-    from .io.runfolder import seed_folder
 
     console = _console()
-    label = run.label
-    results = []
-    for seed in seed_list:
-        folder = seed_folder(out_root, seed) if multi else out_root
-        # resuming an ensemble: a seed that never started has nothing to resume and starts afresh
-        resume_seed = resume and (not multi or (folder / "checkpoint.npz").exists())
-        with Progress(
-            TextColumn(f"[bold]{label}[/] seed {seed}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=STATE.quiet,
-            transient=False,
-        ) as progress:
-            task = progress.add_task("design", total=run.steps, info="", completed=0)
+    with Progress(
+        TextColumn(f"[bold]{run.label}[/] seed {seed}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=STATE.quiet,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("design", total=run.steps, info="", completed=0)
 
-            def on_step(step, record, task=task, progress=progress):
-                chern = record.get("chern")
-                info = f"loss {record['loss']:+.4f}  kT {1 / record['beta']:.3g}"
-                if "gap" in record:
-                    info += f"  gap {record['gap']:.3f}"
-                if chern is not None:
-                    info += "  C " + " ".join(f"{c:+.2f}" for c in chern)
-                if "j_total" in record:
-                    info += f"  J {record['j_total']:+.4g} A/m²"
-                progress.update(task, completed=step + 1, info=info)
+        def on_step(step, record):
+            chern = record.get("chern")
+            info = f"loss {record['loss']:+.4f}  kT {1 / record['beta']:.3g}"
+            if "gap" in record:
+                info += f"  gap {record['gap']:.3f}"
+            if chern is not None:
+                info += "  C " + " ".join(f"{c:+.2f}" for c in chern)
+            if "j_total" in record:
+                info += f"  J {record['j_total']:+.4g} A/m²"
+            progress.update(task, completed=step + 1, info=info)
 
-            state = run.run(seed, out_dir=folder, resume=resume_seed, overwrite=overwrite, on_step=on_step)
-        results.append(write_result(run, state, folder, seed=seed, label=label))
-        if not as_json:
-            ev = results[-1]["evaluation"]
-            if "current_density" in ev:
-                console.print(
-                    f"seed {seed}: J = {ev['current_density']:+.4g} A/m² (shift {ev['shift_current_density']:+.3g}, injection "
-                    f"{ev['injection_current_density']:+.3g}; τ = {ev['tau_s']:g} s, {ev['transverse_meaning']} {ev['transverse_measure']:g} "
-                    f"{ev['transverse_unit']}, {ev['spectrum']}, polarised {ev['polarisation']}); original normalisation "
-                    f"{ev['current_density_original_normalisation']:+.4g} A/m²; → {folder}"
-                )
-            else:
-                console.print(
-                    f"seed {seed}: σ_xy = {ev['sigma_xy']:+.6f} e²/h at β = {ev['beta']:g} (Chern {ev['chern_lattice']}), "
-                    f"{ev['sigma_xy_at_final_training_beta']:+.4f} at the final training β = {ev['final_training_beta']:.4g}; → {folder}"
-                )
-    return results
+        state = run.run(seed, out_dir=folder, resume=resume, overwrite=overwrite, on_step=on_step)
+    result = write_result(run, state, folder, seed=seed, label=run.label, figures=figures)
+    if not as_json:
+        ev = result["evaluation"]
+        if "current_density" in ev:
+            console.print(
+                f"seed {seed}: J = {ev['current_density']:+.4g} A/m² (shift {ev['shift_current_density']:+.3g}, injection "
+                f"{ev['injection_current_density']:+.3g}; τ = {ev['tau_s']:g} s, {ev['transverse_meaning']} {ev['transverse_measure']:g} "
+                f"{ev['transverse_unit']}, {ev['spectrum']}, polarised {ev['polarisation']}); original normalisation "
+                f"{ev['current_density_original_normalisation']:+.4g} A/m²; → {folder}"
+            )
+        else:
+            console.print(
+                f"seed {seed}: σ_xy = {ev['sigma_xy']:+.6f} e²/h at β = {ev['beta']:g} (Chern {ev['chern_lattice']}), "
+                f"{ev['sigma_xy_at_final_training_beta']:+.4f} at the final training β = {ev['final_training_beta']:.4g}; → {folder}"
+            )
+    return result
 
 
 def _load_result(folder: Path):

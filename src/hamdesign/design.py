@@ -483,8 +483,8 @@ def provenance() -> dict:
     return out
 
 
-def write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str, overwrite: bool = False) -> dict:
-    """result.json, history.npz, the model (TOML and wannier90 _tb.dat), figures; all atomic.
+def write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str, overwrite: bool = False, figures: bool = True) -> dict:
+    """result.json, history.npz, the model (TOML and wannier90 _tb.dat), figures (unless not ``figures``); all atomic.
 
     The folder is locked while writing and may hold only this run's files (its checkpoint, an
     earlier result of the same configuration and seed); another run's raise ResultFolderConflict
@@ -495,10 +495,10 @@ def write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str,
     identity = RunIdentity.of(run.cfg, seed=seed, design=label)
     # same_length=False: a resumed run may have been extended past an earlier result's steps
     with claim_run_folder(out_dir, identity, overwrite=overwrite, same_length=False):
-        return _write_result(run, state, Path(out_dir), seed=seed, label=label, identity=identity)
+        return _write_result(run, state, Path(out_dir), seed=seed, label=label, identity=identity, figures=figures)
 
 
-def _write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str, identity) -> dict:
+def _write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str, identity, figures: bool = True) -> dict:
     import io as _io
 
     from .io import atomic_write_bytes, atomic_write_text, write_model_file, write_tb_dat
@@ -529,14 +529,15 @@ def _write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str
     params = run.model.params_from(physical)
     write_model_file(run.model.with_structure(default_params=params), out_dir / "model.toml")
     write_tb_dat(run.model, out_dir / "model_tb.dat", params=params)
-    figures = []
+    drawn = []
     try:
         from .plotting import plot_history
 
-        figures.append(str(plot_history(history, out_dir / "history.png", title=f"{label} design, seed {seed}")))
+        if figures:  # a large ensemble may skip them: a figure can take longer than a small run
+            drawn.append(str(plot_history(history, out_dir / "history.png", title=f"{label} design, seed {seed}")))
     except ImportError:  # matplotlib missing: results are complete without figures
         pass
-    result["figures"] = figures
+    result["figures"] = drawn
     atomic_write_text(out_dir / "result.json", json.dumps(result, indent=2, default=_json_default))
     return result
 
@@ -553,26 +554,3 @@ def headline(result: dict) -> tuple[str, float]:
     """The design's headline number: ("sigma_xy", e²/h) or ("current_density", A/m²)."""
     ev = result["evaluation"]
     return ("current_density", ev["current_density"]) if "current_density" in ev else ("sigma_xy", ev["sigma_xy"])
-
-
-def summarise_ensemble(results: list[dict]) -> dict:
-    """Best run (largest |value| for maximize goals, else lowest loss) and the distribution over seeds."""
-    key = headline(results[0])[0]
-    values = np.array([headline(r)[1] for r in results])
-    losses = np.array([r["final_loss"] for r in results])
-    goal = results[0]["objective"].get("goal", "maximize")
-    best = int(np.argmax(np.abs(values))) if goal.startswith("maximize") else int(np.argmin(losses))
-    summary = {
-        "seeds": [r["seed"] for r in results],
-        "best_seed": results[best]["seed"],
-        "quantity": key,
-        "best_value": float(values[best]),
-        "values": values.tolist(),
-        "mean": float(values.mean()),
-        "std": float(values.std()),
-        "final_loss": losses.tolist(),
-    }
-    if key == "sigma_xy":
-        summary["best_chern"] = results[best]["evaluation"]["chern_lattice"]
-        summary["chern_lattice"] = [r["evaluation"]["chern_lattice"] for r in results]
-    return summary

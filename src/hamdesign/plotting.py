@@ -193,3 +193,32 @@ def plot_spin_texture(spins: np.ndarray, path: Path, *, title: str) -> Path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_ensemble(summary: dict, path: Path, *, title: str) -> Path:
+    """An ensemble's objective: histogram over all finished runs, and value against seed per sweep point."""
+    plt = _pyplot()
+    done = [r for r in summary["runs"] if r.get("status") == "ok"]
+    quantity = summary.get("quantity", "value")
+    fig, (hist, scatter) = plt.subplots(1, 2, figsize=(10, 3.6))
+    dist = summary["distribution"]["histogram"]
+    edges = np.asarray(dist["edges"])
+    hist.bar(edges[:-1], dist["counts"], width=np.diff(edges), align="edge", color="tab:blue", alpha=0.8)
+    hist.set_xlabel(quantity)
+    hist.set_ylabel("runs")
+    for entry in summary["points"]:
+        mine = [r for r in done if r["point"] == entry["point"]]
+        label = ", ".join(f"{k}={v}" for k, v in entry["point"].items()) or None
+        scatter.plot([r["seed"] for r in mine], [r["value"] for r in mine], "o", ms=4, label=label)
+    failed = [r for r in summary["runs"] if r.get("status") == "error"]
+    if failed:
+        scatter.plot([r["seed"] for r in failed], [0.0] * len(failed), "x", color="tab:red", label="failed")
+    scatter.set_xlabel("seed")
+    scatter.set_ylabel(quantity)
+    if any(entry["point"] for entry in summary["points"]) or failed:
+        scatter.legend(fontsize=7)
+    for ax in (hist, scatter):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)

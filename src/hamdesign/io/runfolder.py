@@ -11,7 +11,9 @@ rules to every run folder (one per seed, one per sweep point):
 * :func:`claim_run_folder` takes the folder's lock, then checks what is there against the request:
   another run's files raise :class:`~hamdesign.errors.ResultFolderConflict` unless ``overwrite``
   (which removes the design's files first); ``resume`` needs a checkpoint of the same run.
-* :func:`claim_ensemble_root` does the same for the folder above the per-seed subfolders.
+* :func:`claim_ensemble_root` does the same for the folder above the per-seed subfolders, and
+  :func:`claim_sweep_root` for the folder above a sweep's per-point subfolders (each of them an
+  ensemble root).
 
 The lock is a file created atomically (``O_CREAT | O_EXCL``) holding pid, host, start time and the
 run identity. A lock whose process is gone (same host, pid not alive, or the pid now belongs to a
@@ -183,6 +185,41 @@ def _seed_subfolders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("seed_") and p.name[5:].isdigit())
 
 
+def _sweep_subfolders(root: Path) -> list[Path]:
+    """Subfolders of a sweep root: the ones (not seed_NNN/) that hold seed_NNN/ subfolders themselves."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("seed_") and _seed_subfolders(p))
+
+
+def read_ensemble_record(root: str | os.PathLike) -> dict | None:
+    """``root/ensemble.json`` as a dict, or None if absent or unreadable."""
+    try:
+        record = json.loads((Path(root) / ENSEMBLE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _check_ensemble_record(root: Path, request: RunIdentity, sweep_keys: list[str]) -> None:
+    """An ensemble.json of another configuration, or of another sweep's keys, makes ``root`` another run's."""
+    record = read_ensemble_record(root)
+    if record is None or not isinstance(record.get("run"), Mapping):
+        return  # none, or written before ensembles recorded their plan: the subfolders decide
+    found = RunIdentity.from_record(record)
+    plan = record.get("plan") if isinstance(record.get("plan"), Mapping) else {}
+    found_keys = list(plan.get("sweep") or {})
+    fields = [] if found is None else found.differences(RunIdentity(**{**request.to_dict(), "seed": None}), same_length=False)
+    if fields or found_keys != sweep_keys:
+        what = f"a sweep over {', '.join(found_keys)}" if found_keys else "an ensemble without a sweep"
+        mine = f"a sweep over {', '.join(sweep_keys)}" if sweep_keys else "an ensemble without a sweep"
+        differs = f"differs in {_differing(fields)}" if fields else f"this run is {mine}"
+        raise ResultFolderConflict(
+            f"{root} holds another run ({what}: {found.describe() if found else '?'}); "
+            f"this one is {request.describe()} ({differs}): {_ways_out(root)}"
+        )
+
+
 def ensemble_seeds(root: str | os.PathLike) -> list[int]:
     """The seeds whose subfolders ``root`` holds."""
     return [int(p.name[5:]) for p in _seed_subfolders(Path(root))]
@@ -251,13 +288,18 @@ def check_run_folder(
     return found
 
 
-def check_ensemble_root(root: str | os.PathLike, request: RunIdentity, *, same_length: bool = True) -> None:
+def check_ensemble_root(
+    root: str | os.PathLike, request: RunIdentity, *, same_length: bool = True, sweep_keys: list[str] | None = None
+) -> None:
     """Raise unless ``root`` may receive a multi-seed run of ``request`` (its seed is ignored).
 
     The root must not hold a single run's files, and every ``seed_NNN/`` there must belong to the
-    same configuration (other seeds of the same run are kept: the ensemble grows).
+    same configuration (other seeds of the same run are kept: the ensemble grows). With
+    ``sweep_keys`` (``[]``: no sweep) its ensemble.json, if any, must record the same plan's keys.
     """
     root = Path(root)
+    if sweep_keys is not None:
+        _check_ensemble_record(root, request, sweep_keys)
     found = inspect_run_folder(root)
     if found is not None:
         raise ResultFolderConflict(
@@ -277,7 +319,8 @@ def clear_run_folder(folder: str | os.PathLike) -> list[Path]:
     """Remove the files a design writes (and their half-written temporaries) from ``folder``; returns them.
 
     Other files (``figures/`` from ``hamdesign plot``, ``export/``, anything of the user's) stay.
-    Multi-seed layouts are cleared too: ``ensemble.json`` and the design files of every ``seed_NNN/``.
+    Multi-seed layouts are cleared too: ``ensemble.json`` and the design files of every ``seed_NNN/``,
+    also inside a sweep's per-point subfolders.
     """
     folder = Path(folder)
     removed: list[Path] = []
@@ -291,7 +334,7 @@ def clear_run_folder(folder: str | os.PathLike) -> list[Path]:
         if path.is_file() and (path.name in names or temporary):
             path.unlink()
             removed.append(path)
-    for sub in _seed_subfolders(folder):
+    for sub in _seed_subfolders(folder) + _sweep_subfolders(folder):
         removed += clear_run_folder(sub)
         with contextlib.suppress(OSError):  # not empty: the user's files stay, and so does the folder
             sub.rmdir()
@@ -518,18 +561,59 @@ def claim_run_folder(
 
 @contextlib.contextmanager
 def claim_ensemble_root(
-    root: str | os.PathLike, request: RunIdentity, *, resume: bool = False, overwrite: bool = False
+    root: str | os.PathLike,
+    request: RunIdentity,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    sweep_keys: list[str] | None = None,
 ) -> Iterator[None]:
     """Lock the folder above a multi-seed run's ``seed_NNN/`` subfolders and check its layout.
 
     Each seed subfolder is then claimed on its own with :func:`claim_run_folder` (by the process
-    that runs that seed), so the per-seed rules are the same as for a single run.
+    that runs that seed), so the per-seed rules are the same as for a single run. ``sweep_keys``:
+    see :func:`check_ensemble_root`.
     """
     if resume and overwrite:
         raise ParameterError(_RESUME_AND_OVERWRITE)
     with folder_lock(root, request):
         try:
-            check_ensemble_root(root, request, same_length=not resume)
+            check_ensemble_root(root, request, same_length=not resume, sweep_keys=sweep_keys)
+        except ResultFolderConflict:
+            if not overwrite:
+                raise
+            _replace_note(Path(root), clear_run_folder(root))
+        yield
+
+
+def check_sweep_root(root: str | os.PathLike, request: RunIdentity, sweep_keys: list[str]) -> None:
+    """Raise unless ``root`` may receive a sweep over ``sweep_keys`` of ``request``'s configuration.
+
+    The root must hold neither a single run nor seed_NNN/ subfolders of an ensemble without a sweep,
+    and its ensemble.json, if any, must be this configuration's sweep over the same keys (more
+    values of them are welcome: the grid grows). Each point's folder is then an ensemble root.
+    """
+    root = Path(root)
+    found = inspect_run_folder(root)
+    if found is not None or _seed_subfolders(root):
+        what = found.describe() if found is not None else ", ".join(p.name for p in _seed_subfolders(root))
+        raise ResultFolderConflict(
+            f"{root} holds {'a single run' if found is not None else 'an ensemble without a sweep'} ({what}); "
+            f"this sweep is {request.describe()} over {', '.join(sweep_keys)}: {_ways_out(root)}"
+        )
+    _check_ensemble_record(root, request, sweep_keys)
+
+
+@contextlib.contextmanager
+def claim_sweep_root(
+    root: str | os.PathLike, request: RunIdentity, sweep_keys: list[str], *, resume: bool = False, overwrite: bool = False
+) -> Iterator[None]:
+    """Lock the folder above a sweep's per-point subfolders and check it (:func:`check_sweep_root`)."""
+    if resume and overwrite:
+        raise ParameterError(_RESUME_AND_OVERWRITE)
+    with folder_lock(root, request):
+        try:
+            check_sweep_root(root, request, sweep_keys)
         except ResultFolderConflict:
             if not overwrite:
                 raise
