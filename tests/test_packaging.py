@@ -48,7 +48,7 @@ def test_wheel_installs_and_runs(tmp_path):
         "m = haldane()\n"
         "with use_backend('numpy'):\n"
         "    s = float(sigma_xy(m, m.default_params, kmesh(30, 2), beta=100.0, mu=0.0))\n"
-        "assert abs(s + 1) < 1e-3, s\n"
+        "assert abs(s - 1) < 1e-3, s  # Haldane at φ = +π/2: C = (−1, +1), σ_xy = +1\n"
         "print('ok')\n"
     )
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)

@@ -152,7 +152,14 @@ def test_numerical_edge_cases_are_finite_on_every_backend(ad_backend, case):
 
 # ---------------------------------------------------------------------------------- fuzzing
 _scalar = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
-_value = st.recursive(_scalar, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)), max_leaves=12)
+
+
+def _containers(inner):
+    """Lists and string-keyed dicts of ``inner``: the nesting that JSON/TOML model files allow."""
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4))
+
+
+_value = st.recursive(_scalar, _containers, max_leaves=12)
 
 
 def _valid_model_dict():
