@@ -373,7 +373,8 @@ def transition_levels(terms: InterbandTerms, mu_value, scissor: float):
     if scissor == 0:
         return terms.levels
     be = _backend.current()
-    above = be.xp.astype(be.stop_gradient(terms.levels) > be.stop_gradient(mu_value), be.xp.float64)
+    cut = float(mu_value) if isinstance(mu_value, (int, float, np.number)) else be.stop_gradient(mu_value)
+    above = be.xp.astype(be.stop_gradient(terms.levels) > cut, be.xp.float64)
     return terms.levels + float(scissor) * above
 
 
