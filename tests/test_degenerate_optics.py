@@ -293,7 +293,7 @@ def test_bad_interband_settings_raise_clear_errors(numpy_backend):
 @pytest.mark.parametrize("observable", ["shift", "injection"])
 def test_gradient_through_position_matrix_sc_eta_and_scissor(observable):
     model = with_random_connection(random_model(3, dim=3, seed=4, onsite_spread=1.5), 4)
-    k = hd.kmesh(3, 3)
+    k = hd.kmesh(2, 3)
     kw = {"beta": 4.0, "mu": 0.6, "eta": 0.3, "position_matrix": "full", "sc_eta": 0.1, "scissor": 0.2}
     omega = [1.5, 2.5]
 
@@ -320,3 +320,34 @@ def test_gradient_through_position_matrix_sc_eta_and_scissor(observable):
     with use_backend("numpy"):
         fd = np.array([(float(f(p0 + 1e-6 * d)) - float(f(p0 - 1e-6 * d))) / 2e-6 for d in directions])
     np.testing.assert_allclose(directions @ ref_g, fd, rtol=1e-5, atol=1e-6 * np.abs(fd).max())
+
+
+# ------------------------------------------------------------------------------------ CLI
+def test_cli_knobs_reach_the_report_and_bad_values_exit_2(gaas):
+    import json
+
+    from typer.testing import CliRunner
+
+    from hamdesign.cli import app
+
+    _, folder, mu = gaas
+    runner = CliRunner()
+    base = ["evaluate", str(folder / "GaAs_tb.dat.gz"), "-o", "shift", "--nk", "2", "--component", "xyz", "--omega", "2:3:2"]
+    base += ["--temperature", "0.02", "--mu", str(mu), "--json"]
+    result = runner.invoke(app, base + ["--position-matrix", "full", "--sc-eta", "0.05", "--degen-thresh", "1e-3", "--scissor", "0.2"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["sc_eta"], report["degen_thresh"], report["position_matrix"], report["scissor"]) == (0.05, 1e-3, "full", 0.2)
+    model, _, _ = gaas
+    with use_backend("numpy"):
+        expected = shift_conductivity(
+            model, None, hd.kmesh(2, 3), [2.0, 3.0], components="xyz", beta=50.0, mu=mu, eta=0.02, position_matrix="full", sc_eta=0.05, degen_thresh=1e-3, scissor=0.2
+        ).sigma
+    np.testing.assert_allclose(report["sigma"], np.asarray(expected)[0], rtol=1e-10)
+    defaults = json.loads(runner.invoke(app, base).output)
+    assert (defaults["sc_eta"], defaults["degen_thresh"], defaults["position_matrix"], defaults["scissor"]) == (0.04, 1e-4, "diagonal", 0.0)
+    for bad in (["--sc-eta", "-1"], ["--degen-thresh", "nan"]):
+        failed = runner.invoke(app, base + bad)
+        assert failed.exit_code == 2 and "error" in failed.output
+    hall = runner.invoke(app, ["evaluate", "haldane", "--nk", "3", "--temperature", "0.1", "--sc-eta", "0.1"])
+    assert hall.exit_code == 2 and "not hall" in hall.output

@@ -256,6 +256,7 @@ def photocurrent_report(
     mu: float | None = None,
     filling: float | None = None,
     transverse: float | None = None,
+    interband: InterbandSettings = InterbandSettings(),
 ) -> dict:
     """Forward evaluation with every convention stated, for the CLI and result files."""
     from ..lattice import parse_nk
@@ -266,7 +267,8 @@ def photocurrent_report(
     sizes = parse_nk(nk, model.dim)
     spec = get_spectrum(spectrum)
     out = photocurrent(
-        model, params, checked_kmesh(model, sizes), spectrum=spec, direction=direction, polarisation=polarisation, tau=tau, beta=beta, mu=mu, filling=filling, transverse=transverse
+        model, params, checked_kmesh(model, sizes), spectrum=spec, direction=direction, polarisation=polarisation, tau=tau, beta=beta, mu=mu, filling=filling, transverse=transverse,
+        **interband.describe(),
     )
     j_shift, j_inj = float(be.to_numpy(out["shift"])), float(be.to_numpy(out["injection"]))
     selected = {"both": j_shift + j_inj, "shift": j_shift, "injection": j_inj}[parts]
@@ -290,6 +292,7 @@ def photocurrent_report(
         "transverse_unit": {1: f"{model.length_unit}^2", 2: model.length_unit, 3: ""}[model.dim],
         "mu": float(be.to_numpy(out["mu"])),
         "beta": float(beta),
+        **interband.describe(),
         "nk": list(sizes),
         "units": {"current_density": "A/m^2", "tau_s": "s", "mu": model.energy_unit},
         "normalisation": (
