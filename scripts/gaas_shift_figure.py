@@ -14,9 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import hamdesign as hd
+import numpy as np
 from hamdesign.backend import use_backend
 from hamdesign.io import load_model
 from hamdesign.observables.shift import parse_components, shift_conductivity
@@ -49,18 +48,25 @@ def main(nk: int = 12) -> None:
         spectra = {}
         for mode in ("diagonal", "full"):
             start = time.perf_counter()
-            sigma = np.asarray(shift_conductivity(model, None, kfrac, omega, components=comps, beta=50.0, mu=mu, eta=0.1, position_matrix=mode).sigma)
+            sigma = np.asarray(
+                shift_conductivity(
+                    model, None, kfrac, omega, components=comps, beta=50.0, mu=mu, eta=0.1, position_matrix=mode
+                ).sigma
+            )
             spectra[mode] = sigma * 1e6  # µA/V²
             xyz = np.max(np.abs(sigma[comps.index((0, 1, 2))]))
             forbidden = max(np.max(np.abs(row)) for c, row in zip(comps, sigma) if c not in ALLOWED)
-            print(f"position matrix {mode}: {time.perf_counter() - start:.1f} s; max|σ^xyz| = {xyz * 1e6:.2f} µA/V², "
-                  f"max forbidden = {forbidden * 1e6:.3g} µA/V² ({forbidden / xyz:.1e} of it)")
+            print(
+                f"position matrix {mode}: {time.perf_counter() - start:.1f} s; max|σ^xyz| = {xyz * 1e6:.2f} µA/V², "
+                f"max forbidden = {forbidden * 1e6:.3g} µA/V² ({forbidden / xyz:.1e} of it)"
+            )
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.0))
     for mode, style in (("full", "-"), ("diagonal", "--")):
         s = spectra[mode]
         for comp, color in zip(sorted(ALLOWED), ("C0", "C1", "C2")):
-            ax.plot(omega, s[comps.index(comp)], color=color, linestyle=style,
-                    label=f"σ^{''.join('xyz'[i] for i in comp)}, {mode}")
+            ax.plot(
+                omega, s[comps.index(comp)], color=color, linestyle=style, label=f"σ^{''.join('xyz'[i] for i in comp)}, {mode}"
+            )
         forbidden = np.max(np.abs([row for c, row in zip(comps, s) if c not in ALLOWED]), axis=0)
         bx.semilogy(omega, np.abs(s[comps.index((0, 1, 2))]), color="C0", linestyle=style, label=f"|σ^xyz|, {mode}")
         bx.semilogy(omega, forbidden, color="C3", linestyle=style, label=f"max forbidden, {mode}")

@@ -146,13 +146,25 @@ def test_random_rotation_inside_degenerate_subspaces(gaas, monkeypatch):
     doubled3d = spin_doubled_connection(random_model(3, dim=3, seed=5, onsite_spread=1.5, spin_degenerate=True), single3d)
     runs = {
         "shift": lambda: shift_conductivity(model, None, k, GAAS_OMEGA, components=ALL3, **gaas_settings(mu)).sigma,
-        "shift full": lambda: shift_conductivity(model, None, k, GAAS_OMEGA, components="xyz,xxx", **gaas_settings(mu), position_matrix="full").sigma,
+        "shift full": lambda: (
+            shift_conductivity(
+                model, None, k, GAAS_OMEGA, components="xyz,xxx", **gaas_settings(mu), position_matrix="full"
+            ).sigma
+        ),
         "injection": lambda: injection_rate(model, None, k, GAAS_OMEGA, components=ALL3, **gaas_settings(mu), part="imag").eta,
-        "injection 2d": lambda: injection_rate(doubled2d, None, k2, [1.0, 2.0], components="xxx,xyy,yxy", beta=4.0, mu=0.7, eta=0.3).eta,
-        "shift 2d": lambda: shift_conductivity(doubled2d, None, k2, [1.0, 2.0], components="xxx,xyy,yxy", beta=4.0, mu=0.7, eta=0.3).sigma,
-        "photocurrent 2d": lambda: photocurrent(doubled2d, None, k2, beta=4.0, mu=0.7, direction="y", polarisation="unpolarised")["total"],
+        "injection 2d": lambda: (
+            injection_rate(doubled2d, None, k2, [1.0, 2.0], components="xxx,xyy,yxy", beta=4.0, mu=0.7, eta=0.3).eta
+        ),
+        "shift 2d": lambda: (
+            shift_conductivity(doubled2d, None, k2, [1.0, 2.0], components="xxx,xyy,yxy", beta=4.0, mu=0.7, eta=0.3).sigma
+        ),
+        "photocurrent 2d": lambda: photocurrent(doubled2d, None, k2, beta=4.0, mu=0.7, direction="y", polarisation="unpolarised")[
+            "total"
+        ],
         "hall 2d": lambda: sigma_xy(doubled2d, None, k2, beta=4.0, mu=np.array([0.0, 0.7])),
-        "hall full": lambda: anomalous_hall_conductivity(doubled3d, None, hd.kmesh(3, 3), beta=4.0, mu=np.array([0.0, 0.7]), position_matrix="full"),
+        "hall full": lambda: anomalous_hall_conductivity(
+            doubled3d, None, hd.kmesh(3, 3), beta=4.0, mu=np.array([0.0, 0.7]), position_matrix="full"
+        ),
     }
     reference = {name: numpy_values(run) for name, run in runs.items()}
     rotated: list = []
@@ -177,12 +189,18 @@ def test_each_component_alone_equals_the_same_component_in_all(gaas):
     k = hd.kmesh(4, 3)
     together = numpy_values(lambda: shift_conductivity(model, None, k, GAAS_OMEGA, components=ALL3, **gaas_settings(mu)).sigma)
     for name in ("yzx", "xyz", "xxx", "zxy"):
-        alone = numpy_values(lambda: shift_conductivity(model, None, k, GAAS_OMEGA, components=name, **gaas_settings(mu)).sigma)[0]
+        alone = numpy_values(lambda: shift_conductivity(model, None, k, GAAS_OMEGA, components=name, **gaas_settings(mu)).sigma)[
+            0
+        ]
         a, b, c = parse_components(name)[0]
         row = ALL3.index((a, min(b, c), max(b, c)))
         np.testing.assert_allclose(alone, together[row], rtol=0, atol=1e-12 * np.max(np.abs(together)))
-    rates = numpy_values(lambda: injection_rate(model, None, k, GAAS_OMEGA, components=ALL3, **gaas_settings(mu), part="imag").eta)
-    alone = numpy_values(lambda: injection_rate(model, None, k, GAAS_OMEGA, components="zxy", **gaas_settings(mu), part="imag").eta)[0]
+    rates = numpy_values(
+        lambda: injection_rate(model, None, k, GAAS_OMEGA, components=ALL3, **gaas_settings(mu), part="imag").eta
+    )
+    alone = numpy_values(
+        lambda: injection_rate(model, None, k, GAAS_OMEGA, components="zxy", **gaas_settings(mu), part="imag").eta
+    )[0]
     np.testing.assert_allclose(alone, rates[ALL3.index((2, 0, 1))], rtol=0, atol=1e-12 * np.max(np.abs(rates)))
 
 
@@ -249,9 +267,15 @@ def test_gaas_point_group_and_why_sc_eta(gaas):
     assert max(np.max(np.abs(row)) for row in forbidden) < 2e-3 * scale
     np.testing.assert_allclose(sigma[ALL3.index((1, 0, 2))], xyz, rtol=0, atol=1e-4 * scale)
     np.testing.assert_allclose(sigma[ALL3.index((2, 0, 1))], xyz, rtol=0, atol=2e-2 * scale)
-    exact = numpy_values(lambda: shift_conductivity(model, None, k, GAAS_OMEGA, components="xyz,xxz", **gaas_settings(mu), sc_eta=0.0).sigma)
+    exact = numpy_values(
+        lambda: shift_conductivity(model, None, k, GAAS_OMEGA, components="xyz,xxz", **gaas_settings(mu), sc_eta=0.0).sigma
+    )
     assert np.max(np.abs(exact[1])) > np.max(np.abs(exact[0]))  # σ^{xxz} (forbidden) larger than σ^{xyz}
-    full = numpy_values(lambda: shift_conductivity(model, None, k, GAAS_OMEGA, components="xyz", **gaas_settings(mu), position_matrix="full").sigma)[0]
+    full = numpy_values(
+        lambda: (
+            shift_conductivity(model, None, k, GAAS_OMEGA, components="xyz", **gaas_settings(mu), position_matrix="full").sigma
+        )
+    )[0]
     assert np.max(np.abs(full - xyz)) > 0.05 * scale  # the position matrix matters for GaAs
 
 
@@ -334,18 +358,36 @@ def test_cli_knobs_reach_the_report_and_bad_values_exit_2(gaas):
     runner = CliRunner()
     base = ["evaluate", str(folder / "GaAs_tb.dat.gz"), "-o", "shift", "--nk", "2", "--component", "xyz", "--omega", "2:3:2"]
     base += ["--temperature", "0.02", "--mu", str(mu), "--json"]
-    result = runner.invoke(app, base + ["--position-matrix", "full", "--sc-eta", "0.05", "--degen-thresh", "1e-3", "--scissor", "0.2"])
+    result = runner.invoke(
+        app, base + ["--position-matrix", "full", "--sc-eta", "0.05", "--degen-thresh", "1e-3", "--scissor", "0.2"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert (report["sc_eta"], report["degen_thresh"], report["position_matrix"], report["scissor"]) == (0.05, 1e-3, "full", 0.2)
     model, _, _ = gaas
     with use_backend("numpy"):
         expected = shift_conductivity(
-            model, None, hd.kmesh(2, 3), [2.0, 3.0], components="xyz", beta=50.0, mu=mu, eta=0.02, position_matrix="full", sc_eta=0.05, degen_thresh=1e-3, scissor=0.2
+            model,
+            None,
+            hd.kmesh(2, 3),
+            [2.0, 3.0],
+            components="xyz",
+            beta=50.0,
+            mu=mu,
+            eta=0.02,
+            position_matrix="full",
+            sc_eta=0.05,
+            degen_thresh=1e-3,
+            scissor=0.2,
         ).sigma
     np.testing.assert_allclose(report["sigma"], np.asarray(expected)[0], rtol=1e-10)
     defaults = json.loads(runner.invoke(app, base).output)
-    assert (defaults["sc_eta"], defaults["degen_thresh"], defaults["position_matrix"], defaults["scissor"]) == (0.04, 1e-4, "diagonal", 0.0)
+    assert (defaults["sc_eta"], defaults["degen_thresh"], defaults["position_matrix"], defaults["scissor"]) == (
+        0.04,
+        1e-4,
+        "diagonal",
+        0.0,
+    )
     for bad in (["--sc-eta", "-1"], ["--degen-thresh", "nan"]):
         failed = runner.invoke(app, base + bad)
         assert failed.exit_code == 2 and "error" in failed.output

@@ -126,35 +126,23 @@ class InterbandTerms:
 
     def _generalized_derivative(self, a, c):
         mm = _backend.current().matmul
+
+        def comm(x, y):  # [x, y]
+            return mm(x, y) - mm(y, x)
+
         d_a, d_c, dt_a = self.D(a), self.D(c), self.Dt(a)
-        v_c_bd, v_c_off, v_a_bd = self.vbd(c), self.outside(self.v[c]), self.vbd(a)
-        bracket = (
-            self.w[(a, c)]
-            + mm(v_c_bd, d_a)
-            - mm(d_a, v_c_bd)
-            + mm(v_a_bd, d_c)
-            - mm(d_c, v_a_bd)
-            + mm(v_c_off, dt_a)
-            - mm(dt_a, v_c_off)
-        )
+        bracket = self.w[(a, c)] + comm(self.vbd(c), d_a) + comm(self.vbd(a), d_c) + comm(self.outside(self.v[c]), dt_a)
         out = 1j * self.inv * bracket
         if self.abar is None:
             return out
         a_c_bd, a_c_off, a_a_bd = self.block(self.abar[c]), self.outside(self.abar[c]), self.block(self.abar[a])
-        external = (
-            self.dabar[(a, c)]
-            + mm(a_c_bd, d_a)
-            - mm(d_a, a_c_bd)
-            + mm(a_a_bd, d_c)
-            - mm(d_c, a_a_bd)
-            + mm(a_c_off, dt_a)
-            - mm(dt_a, a_c_off)
-            - 1j * (mm(a_a_bd, a_c_off) - mm(a_c_off, a_a_bd))
-        )
+        external = self.dabar[(a, c)] + comm(a_c_bd, d_a) + comm(a_a_bd, d_c) + comm(a_c_off, dt_a) - 1j * comm(a_a_bd, a_c_off)
         return out + self.outside(external)
 
 
-def interband_terms(energies, states, v_band: dict, w_band: dict, /, *, sc_eta: float, degen_thresh: float, connection=None) -> InterbandTerms:
+def interband_terms(
+    energies, states, v_band: dict, w_band: dict, /, *, sc_eta: float, degen_thresh: float, connection=None
+) -> InterbandTerms:
     """:class:`InterbandTerms` of one k-chunk; ``connection`` = (A, dA) in the orbital basis or None."""
     be = _backend.current()
     xp = be.xp
@@ -178,7 +166,14 @@ def interband_terms(energies, states, v_band: dict, w_band: dict, /, *, sc_eta: 
         abar = {a: to_band(x) for a, x in A.items()}
         dabar = {key: to_band(x) for key, x in dA.items()}
     return InterbandTerms(
-        levels=levels, same=complexify(same_real), inv=complexify(inv), pval=complexify(pval), v=v_band, w=w_band, abar=abar, dabar=dabar
+        levels=levels,
+        same=complexify(same_real),
+        inv=complexify(inv),
+        pval=complexify(pval),
+        v=v_band,
+        w=w_band,
+        abar=abar,
+        dabar=dabar,
     )
 
 
