@@ -23,8 +23,8 @@ from hamdesign.units import ELEMENTARY_CHARGE, HBAR
 
 
 def sigma_np(model, nk, omega, components, params=None, **kw):
-    """σ (ncomp, nomega) on the numpy backend."""
-    kw = {"beta": 5.0, "eta": 0.2, **kw}
+    """σ (ncomp, nomega) on the numpy backend; the exact sum rule (sc_eta = 0) unless asked otherwise."""
+    kw = {"beta": 5.0, "eta": 0.2, "sc_eta": 0.0, **kw}
     if "mu" not in kw and "filling" not in kw:
         kw["filling"] = 1 / 3
     with use_backend("numpy") as be:
@@ -330,7 +330,7 @@ def test_gradient_finite_at_a_band_touching_on_the_mesh(ad_backend):
 def test_forward_path_runs_under_array_api_strict():
     adapter = strict_adapter()
     model = random_model(3, dim=2, seed=3, onsite_spread=1.5)
-    kw = {"components": "xxx,xyy,yxy", "beta": 5.0, "filling": 1 / 3, "eta": 0.2}
+    kw = {"components": "xxx,xyy,yxy", "beta": 5.0, "filling": 1 / 3, "eta": 0.2, "sc_eta": 0.0}
     with use_backend(adapter):
         s = np.asarray(shift_conductivity(model, None, kmesh(6, 2), [1.0, 2.0], **kw).sigma)
     np.testing.assert_allclose(s, sigma_np(model, 6, [1.0, 2.0], kw.pop("components"), **kw), rtol=1e-12)

@@ -11,9 +11,8 @@ file; hamdesign by the in-plane cell times ``transverse``, the same third vector
 evaluations are then the same quadrature of the same integrand written two ways (hamdesign's sum rule
 for r^b_{nm;a} against WannierBerri's ``ShiftCurrentFormula``), so they must agree to rounding, not
 merely to the discretisation error of the mesh (which is large here: σ^{yyy} of hBN at 2.5 eV changes
-by a factor 2 between 24² and 48² meshes). The remaining differences are the regularised inverse gaps
-(hamdesign ω³/(ω⁴+δ⁴), δ = 1e-6; WannierBerri ω/(ω²+sc_eta²), sc_eta = 1e-9), relative (δ/ω)⁴ and
-(sc_eta/ω)², negligible at the gaps on these meshes, and WannierBerri's cut of f at |ε − μ| > 30 k_BT (e^-30 ≈ 1e-13). Measured
+by a factor 2 between 24² and 48² meshes). Both broaden the virtual transitions with the same
+sc_eta = 1e-9; the remaining difference is WannierBerri's cut of f at |ε − μ| > 30 k_BT (e^-30 ≈ 1e-13). Measured
 agreement (WannierBerri 26.10): max|difference| ≤ 2e-14 of the largest value compared, ≤ 2e-12 entry by entry
 for every entry above 1e-3 of it; RTOL = 1e-10 leaves room for BLAS/eigensolver rounding only.
 
@@ -78,7 +77,7 @@ def wannierberri_tensors(model, tmp_path, monkeypatch, nk, omega, *, mu, kbt, et
 
 
 def hamdesign_values(model, nk, omega, comps, *, mu, kbt, eta, smearing, transverse):
-    settings = {"components": comps, "beta": 1 / kbt, "mu": mu, "eta": eta, "smearing": smearing, "transverse": transverse}
+    settings = {"components": comps, "beta": 1 / kbt, "mu": mu, "eta": eta, "smearing": smearing, "transverse": transverse, "sc_eta": SC_ETA}
     with use_backend("numpy") as be:
         k = kmesh(nk, model.dim)
         sigma = be.to_numpy(shift_conductivity(model, None, k, omega, **settings).sigma)

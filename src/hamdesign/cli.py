@@ -349,7 +349,10 @@ def evaluate(
     polarisation: Annotated[Polarisation, typer.Option("--polarisation", help="along: linearly polarised along the current; unpolarised: average of x and y (light along z).")] = Polarisation.along,
     parts: Annotated[Parts, typer.Option("--parts", help="Which photocurrent the headline number is: shift + injection, or one part.")] = Parts.both,
     direction: Annotated[str, typer.Option("--direction", help="Current direction for the photocurrent: x, y or z.")] = "x",
-    position_matrix: Annotated[PositionMatrix, typer.Option("--position-matrix", help="hall: diagonal (tight-binding convention, orbital centres only) or full (adds the off-diagonal Wannier position matrix of a _tb.dat, Wang et al. 2006).")] = PositionMatrix.diagonal,
+    position_matrix: Annotated[PositionMatrix, typer.Option("--position-matrix", help="diagonal (tight-binding convention, orbital centres only) or full (adds the off-diagonal Wannier position matrix of a _tb.dat: Wang et al. 2006 for hall, Ibañez-Azpiroz et al. 2018 for shift/injection/photocurrent).")] = PositionMatrix.diagonal,
+    sc_eta: Annotated[Optional[float], typer.Option("--sc-eta", help="shift/photocurrent: broadening of the virtual-transition denominators 1/ω → ω/(ω² + sc_eta²), model energy unit (postw90/WannierBerri sc_eta); default 0.04; 0 = exact sum rule.")] = None,
+    degen_thresh: Annotated[Optional[float], typer.Option("--degen-thresh", help="Bands closer than this (model energy unit) form one degenerate subspace, treated covariantly (every observable); default 1e-4.")] = None,
+    scissor: Annotated[Optional[float], typer.Option("--scissor", help="shift/injection/photocurrent: rigid shift of every band above μ in the transition energies (model energy unit); matrix elements unchanged; default 0.")] = None,
     ws_distance: Annotated[
         Optional[bool],
         typer.Option(
@@ -364,6 +367,7 @@ def evaluate(
     from .errors import ParameterError
     from .io import load_model
     from .observables.hall import hall_report
+    from .observables.shift import InterbandSettings
 
     if not STATE.backend_chosen:
         # A one-off forward evaluation gains nothing from autodiff or jit, and eager jax compiles
@@ -383,23 +387,30 @@ def evaluate(
         filling = 0.5
     if observable is not Observable.hall and not isinstance(mu, (float, type(None))):
         raise ParameterError("a --mu scan (START:STOP:COUNT) is available for --observable hall; give one μ for the others")
-    if observable is not Observable.hall and position_matrix is PositionMatrix.full:
-        raise ParameterError("--position-matrix full is available for --observable hall")
+    knobs = {"sc_eta": sc_eta, "degen_thresh": degen_thresh, "scissor": scissor}
+    if observable is Observable.hall and (sc_eta is not None or scissor is not None):
+        raise ParameterError("--sc-eta and --scissor apply to shift, injection and photocurrent, not hall")
+    interband = InterbandSettings(position_matrix=position_matrix.value, **{k: v for k, v in knobs.items() if v is not None})
+    if observable is not Observable.hall:
+        interband.check(tb)
     be = current()
     if observable is Observable.hall:
-        report = hall_report(tb, p, nk, beta=b, mu=mu, filling=filling, thickness=thickness, position_matrix=position_matrix.value)
+        report = hall_report(
+            tb, p, nk, beta=b, mu=mu, filling=filling, thickness=thickness, position_matrix=position_matrix.value, degen_thresh=interband.degen_thresh
+        )
     elif observable is Observable.photocurrent:
         from .observables.photocurrent import photocurrent_report
 
         report = photocurrent_report(
-            tb, p, nk, spectrum=spectrum, direction=direction, polarisation=polarisation.value, parts=parts.value, tau=tau, beta=b, mu=mu, filling=filling
+            tb, p, nk, spectrum=spectrum, direction=direction, polarisation=polarisation.value, parts=parts.value, tau=tau, beta=b, mu=mu, filling=filling,
+            interband=interband,
         )
     else:
         from .observables.injection import injection_report
         from .observables.shift import shift_report
 
         w = parse_omega(omega, tb)
-        settings = {"components": component, "beta": b, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing.value}
+        settings = {"components": component, "beta": b, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing.value, "interband": interband}
         if observable is Observable.shift:
             report = shift_report(tb, p, nk, w, **settings)
         else:

@@ -56,10 +56,6 @@ def check_memory(nk: int, nband: int, *, per_k_arrays: int = 4) -> None:
         )
 
 
-#: Bands closer than this (energy units) count as degenerate when fixing the gauge inside a subspace.
-DEGENERACY_TOLERANCE = 1e-6
-
-
 def checked_kmesh(model: TightBinding, nk) -> np.ndarray:
     """The Γ-centred mesh for ``nk``, refused up front (MemoryBudgetError) if the per-k results would not fit."""
     from .lattice import kmesh, parse_nk
@@ -70,28 +66,20 @@ def checked_kmesh(model: TightBinding, nk) -> np.ndarray:
 
 
 @follows_inputs
-def eigensystem(
-    model: TightBinding, params, kfrac, /, *, order: int = 1, components=(0, 1, 2), velocity_gauge: int | None = None
-):
+def eigensystem(model: TightBinding, params, kfrac, /, *, order: int = 1, components=(0, 1, 2)):
     """Energies, eigenvectors and band-basis derivative matrices on one k-batch.
 
     Returns ``(energies, states, v_band, w_band)``: energies (nk, nb) ascending, states (nk, nb, nb)
     (columns are eigenvectors), and dicts ``v_band[a]`` = U† ∂_a H U, ``w_band[(a, b)]`` =
     U† ∂_a∂_b H U for a, b in ``components`` (empty below ``order``).
 
-    ``velocity_gauge = a`` fixes the basis inside every degenerate subspace (bands closer than
-    :data:`DEGENERACY_TOLERANCE`) to the one that diagonalises v^a there, the limit of the
-    non-degenerate states on either side along k_a (degenerate perturbation theory). Observables
-    with band-diagonal velocities (Δ^a_mn of the injection and shift currents) need it: otherwise
-    they depend on the arbitrary basis ``eigh`` returns at a degeneracy, and differ between backends.
+    Inside a degenerate subspace the basis is whatever ``eigh`` returns: observables built on these
+    matrices must be invariant under a rotation there (see :mod:`hamdesign.observables.interband`).
     """
     be = _backend.current()
     xp = be.xp
-    wanted = tuple(sorted(set(components) | ({velocity_gauge} if velocity_gauge is not None else set())))
-    h, v, w = bloch_terms(model, params, kfrac, order=max(order, 1 if velocity_gauge is not None else 0), components=wanted)
+    h, v, w = bloch_terms(model, params, kfrac, order=order, components=tuple(sorted(set(components))))
     energies, states = be.eigh(h)
-    if velocity_gauge is not None:
-        states = _velocity_gauge(energies, states, v[velocity_gauge], be)
     ud = xp.conj(xp.matrix_transpose(states))
 
     def to_band(x):
@@ -105,29 +93,6 @@ def eigensystem(
         else:
             w_band[key] = to_band(x)
     return energies, states, v_band, w_band
-
-
-def _velocity_gauge(energies, states, v_orbital, be):
-    """U R with R diagonalising U† v U inside each degenerate block (identity phases elsewhere).
-
-    Blocks are labelled by counting gaps above the tolerance in the sorted energies; the matrix
-    block(v) + K·diag(label), K larger than any velocity, is block-diagonal with separated blocks,
-    so its eigenvectors R never mix blocks and keep the band order.
-    """
-    xp = be.xp
-    n = energies.shape[-1]
-    fixed = be.stop_gradient(energies)
-    steps = xp.astype(fixed[:, 1:] - fixed[:, :-1] > DEGENERACY_TOLERANCE, xp.float64)
-    zeros = xp.zeros((energies.shape[0], 1), dtype=xp.float64, device=be.device)
-    labels = xp.concat([zeros, steps], axis=1)
-    labels = be.matmul(labels, be.asarray(np.triu(np.ones((n, n)))))  # cumulative sum: block index per band
-    same_block = xp.astype(xp.abs(xp.expand_dims(labels, axis=-1) - xp.expand_dims(labels, axis=-2)) < 0.5, xp.complex128)
-    ud = xp.conj(xp.matrix_transpose(states))
-    block = be.matmul(be.matmul(ud, v_orbital), states) * same_block
-    scale = be.stop_gradient(4.0 * xp.max(xp.abs(block)) + 1.0)
-    eye = be.asarray(np.eye(n, dtype=complex))
-    _, rotation = be.eigh(block + xp.astype(xp.expand_dims(labels, axis=-1) * scale, xp.complex128) * eye)
-    return be.matmul(states, rotation)
 
 
 @follows_inputs

@@ -54,9 +54,13 @@ from ..spectrum import (
     sequenced,
 )
 from ..units import E2_OVER_H, length_in_m, sheet_to_bulk_s_per_cm
+from .interband import subspace_labels
 
 #: Default δ of the regularised inverse gap g(Δ) = Δ²/(Δ⁴ + δ⁴), model energy units.
 HALL_REGULATOR = 1e-6
+#: Bands closer than this (energy units) form one degenerate subspace: pairs inside it are left out of
+#: Ω and its bands share the subspace's mean energy (WannierBerri's default degen_thresh).
+HALL_DEGEN_THRESH = 1e-4
 #: Evaluate Ω of two-orbital models from the Pauli vector (:func:`two_band_berry_curvature`).
 TWO_BAND_CLOSED_FORM = True
 #: The pseudovector components of Ω and σ: name → the plane (a, b) with (a, b, c) cyclic.
@@ -127,35 +131,50 @@ def curvature(
     planes: Sequence[str] = ("xy",),
     regulator: float = HALL_REGULATOR,
     position_matrix: str = "diagonal",
+    degen_thresh: float = HALL_DEGEN_THRESH,
 ):
     """Band energies (nk, nband) and Berry curvature Ω^c_n(k) (nk, nband, len(planes)) on a k-batch.
 
     ``planes`` names the pseudovector components ("yz" → Ω^x, "zx" → Ω^y, "xy" → Ω^z). With
     ``position_matrix="full"`` the band-resolved curvature includes the Wannier position-matrix
     terms (only their sum weighted by occupations is gauge invariant inside degenerate subspaces).
+
+    Degenerate subspaces: bands whose consecutive energies differ by less than ``degen_thresh``
+    (a Kramers pair split by round-off, a level split by less than the threshold) form one
+    subspace N. Pairs inside N are left out of every sum and each band of N is reported at the
+    subspace's mean energy, so its occupation is shared: Σ_{n∈N} f_n Ω_n is then unchanged by any
+    unitary rotation inside N, and a pair split by 1e-8 eV cannot contribute f_n − f_m ~ β·1e-8
+    times an intra-pair curvature of ~1/(1e-8)². ``degen_thresh = 0`` keeps every pair.
     """
     planes = _check_planes(model, planes)
     full = _check_position_matrix(model, position_matrix)
+    if not degen_thresh >= 0 or degen_thresh == float("inf"):
+        raise ParameterError(f"degen_thresh must be ≥ 0 and finite, got {degen_thresh}")
     if model.norb == 2 and TWO_BAND_CLOSED_FORM and not full:
-        return two_band_berry_curvature(model, params, kfrac, regulator=regulator, planes=planes)
+        return two_band_berry_curvature(model, params, kfrac, regulator=regulator, planes=planes, degen_thresh=degen_thresh)
     xp = _backend.current().xp
     directions = sorted({a for p in planes for a in PLANES[p]})
     energies, states, vb, _ = eigensystem(model, params, kfrac, order=1, components=tuple(directions))
-    gaps = xp.expand_dims(energies, axis=-1) - xp.expand_dims(energies, axis=-2)  # ε_n − ε_m
-    g = regularised_inverse_gap_squared(gaps, regulator=regulator)
+    labels = subspace_labels(energies, degen_thresh)
+    apart = xp.astype(xp.abs(xp.expand_dims(labels, axis=-1) - xp.expand_dims(labels, axis=-2)) > 0.5, xp.float64)
+    together = 1.0 - apart
+    # every energy below is its subspace's mean, so the blocks transform covariantly
+    energies = xp.sum(together * xp.expand_dims(energies, axis=-2), axis=-1) / xp.sum(together, axis=-1)
+    gaps = xp.expand_dims(energies, axis=-1) - xp.expand_dims(energies, axis=-2)  # ε̄_n − ε̄_m
+    g = regularised_inverse_gap_squared(gaps, regulator=regulator) * apart
     omega = [-2.0 * xp.imag(xp.sum(vb[a] * xp.matrix_transpose(vb[b]) * g, axis=-1)) for a, b in (PLANES[p] for p in planes)]
     if full:
-        extra = _position_terms(model, kfrac, energies, states, vb, planes, regulator=regulator)
-        omega = [o + e for o, e in zip(omega, extra)]
+        extra = _position_terms(model, kfrac, energies, states, vb, planes, regulator=regulator, apart=apart)
+        omega = [o + e for o, e in zip(omega, extra, strict=True)]
     return energies, xp.stack(omega, axis=-1)
 
 
-def _position_terms(model: TightBinding, kfrac, energies, states, vb, planes, *, regulator: float):
+def _position_terms(model: TightBinding, kfrac, energies, states, vb, planes, *, regulator: float, apart):
     """Per-band Wannier position-matrix terms of the curvature, Wang et al. 2006, Eq. (32).
 
     With Ā^a = U† A^a U and Ω̄^{ab} = U† (∂_a A^b − ∂_b A^a) U, A the Berry connection of the orbital
     basis in the tight-binding convention (:func:`hamdesign.model.berry_connection_terms`), and
-    D^a_nm = v^a_nm / (ε_m − ε_n) (n ≠ m, regularised like the Kubo term),
+    D^a_nm = v^a_nm / (ε_m − ε_n) (n, m in different subspaces; ``apart`` marks them; regularised),
 
         Σ_n f_n Ω_n = Σ_n f_n [Ω̄^{ab}_nn + Σ_m (X_mn − X_nm)] + (Kubo term),
         X_nm = D^a_nm Ā^b_mn − D^b_nm Ā^a_mn,
@@ -175,7 +194,7 @@ def _position_terms(model: TightBinding, kfrac, energies, states, vb, planes, *,
 
     # D^a_nm = v^a_nm / (ε_m − ε_n): gaps[n, m] = ε_n − ε_m, hence the minus sign
     gaps = xp.expand_dims(energies, axis=-1) - xp.expand_dims(energies, axis=-2)
-    inverse = -regularised_inverse_gap(gaps, regulator=regulator)
+    inverse = -regularised_inverse_gap(gaps, regulator=regulator) * apart
     bar = {}
     out = []
     for plane in planes:
@@ -207,7 +226,14 @@ _PAULI_PROJECTION = 0.5 * np.array([[1, 0, 0, 1], [0, 1, 1j, 0], [0, 1, -1j, 0],
 
 
 def two_band_berry_curvature(
-    model: TightBinding, params, kfrac, /, *, regulator: float = HALL_REGULATOR, planes: Sequence[str] = ("xy",)
+    model: TightBinding,
+    params,
+    kfrac,
+    /,
+    *,
+    regulator: float = HALL_REGULATOR,
+    planes: Sequence[str] = ("xy",),
+    degen_thresh: float = HALL_DEGEN_THRESH,
 ):
     """:func:`curvature` of a two-orbital model in closed form, without eigenvectors.
 
@@ -220,7 +246,8 @@ def two_band_berry_curvature(
     which is d·(∂_a d × ∂_b d) / 2|d|³ away from degeneracies. Only |d| (not 1/|d|) appears, and
     |d| is taken as 0 with a zero derivative where d = 0, so values and gradients are finite at
     band touchings. Elementwise on (nk,) real arrays: several times faster than the eigenvector
-    route on every backend, equal to it to round-off (tested). Returns energies (nk, 2) and
+    route on every backend, equal to it to round-off (tested). Where 2|d| < ``degen_thresh`` the two
+    bands are one subspace: Ω = 0 and both sit at d_0. Returns energies (nk, 2) and
     Ω (nk, 2, len(planes)).
     """
     be = _backend.current()
@@ -239,8 +266,10 @@ def two_band_berry_curvature(
         (x1, x2, x3), (y1, y2, y3) = (pauli[a] for a in PLANES[plane])
         triple = d1 * (x2 * y3 - x3 * y2) + d2 * (x3 * y1 - x1 * y3) + d3 * (x1 * y2 - x2 * y1)
         lower.append(weight * triple)
-    lower = xp.stack(lower, axis=-1)
-    energies = xp.stack([d0 - radius, d0 + radius], axis=-1)
+    apart = xp.astype(2.0 * be.stop_gradient(radius) > float(degen_thresh), xp.float64)
+    lower = xp.stack(lower, axis=-1) * xp.expand_dims(apart, axis=-1)
+    split = radius * apart
+    energies = xp.stack([d0 - split, d0 + split], axis=-1)
     return energies, xp.stack([lower, -lower], axis=1)
 
 
@@ -280,6 +309,7 @@ def curvature_chunks(
     planes: Sequence[str] = ("xy",),
     regulator: float = HALL_REGULATOR,
     position_matrix: str = "diagonal",
+    degen_thresh: float = HALL_DEGEN_THRESH,
     chunk: int | None = None,
 ) -> Iterator[tuple]:
     """:func:`curvature` over a mesh, one memory-bounded k-chunk at a time (eigh calls kept in order)."""
@@ -287,7 +317,15 @@ def curvature_chunks(
     size = chunk or chunk_size(model.norb, order=1)
     previous = None
     for kc in k_chunks(kfrac, size):
-        part = curvature(model, sequenced(params, previous), kc, planes=planes, regulator=regulator, position_matrix=position_matrix)
+        part = curvature(
+            model,
+            sequenced(params, previous),
+            kc,
+            planes=planes,
+            regulator=regulator,
+            position_matrix=position_matrix,
+            degen_thresh=degen_thresh,
+        )
         previous = part[0]
         yield part
 
@@ -372,6 +410,7 @@ def hall_sums(
     position_matrix: str = "diagonal",
     band_edges: bool = False,
     contraction: str = "dense",
+    degen_thresh: float = HALL_DEGEN_THRESH,
 ) -> HallSums:
     """The one pass over k behind every Hall number: Σ_n f Ω for each μ and plane, and mean Ω per band.
 
@@ -403,7 +442,9 @@ def hall_sums(
     dense_mu = 1 if sorted_scan else nmu  # the sorted contraction keeps no (nμ, nk, nband) array
     check_hall_memory(model, nk, nmu=dense_mu, nplanes=len(planes), at_filling=filling is not None)
     size = hall_chunk_size(model, nmu=dense_mu, nplanes=len(planes))
-    chunks = curvature_chunks(model, params, kfrac, planes=planes, regulator=regulator, position_matrix=position_matrix, chunk=size)
+    chunks = curvature_chunks(
+        model, params, kfrac, planes=planes, regulator=regulator, position_matrix=position_matrix, degen_thresh=degen_thresh, chunk=size
+    )
     band_min, band_max = np.full(model.nband, np.inf), np.full(model.nband, -np.inf)
 
     def edges(energies):
@@ -490,6 +531,7 @@ def sigma_xy(
     filling: float | None = None,
     regulator: float = HALL_REGULATOR,
     position_matrix: str = "diagonal",
+    degen_thresh: float = HALL_DEGEN_THRESH,
 ):
     """Anomalous Hall conductivity σ_xy per layer, in units of e²/h (a backend scalar, or (nμ,) for a μ array).
 
@@ -508,7 +550,9 @@ def sigma_xy(
     ...     round(float(sigma_xy(m, m.default_params, kmesh(60, 2), beta=200.0, mu=0.0)), 4)
     1.0
     """
-    sums = hall_sums(model, params, kfrac, beta=beta, mu=mu, filling=filling, regulator=regulator, position_matrix=position_matrix)
+    sums = hall_sums(
+        model, params, kfrac, beta=beta, mu=mu, filling=filling, regulator=regulator, position_matrix=position_matrix, degen_thresh=degen_thresh
+    )
     return _squeeze_mu(-hall_prefactor(model) * sums.occupied[:, 0], sums)
 
 
@@ -535,6 +579,7 @@ def anomalous_hall_conductivity(
     filling: float | None = None,
     regulator: float = HALL_REGULATOR,
     position_matrix: str = "diagonal",
+    degen_thresh: float = HALL_DEGEN_THRESH,
 ):
     """Bulk anomalous Hall pseudovector (σ_yz, σ_zx, σ_xy) of a 3D model in S/cm.
 
@@ -547,7 +592,16 @@ def anomalous_hall_conductivity(
     if model.dim != 3:
         raise ModelError(f"the AHC pseudovector is for 3D models; {model.name} is {model.dim}D (use sigma_xy)")
     sums = hall_sums(
-        model, params, kfrac, beta=beta, mu=mu, filling=filling, planes=tuple(PLANES), regulator=regulator, position_matrix=position_matrix
+        model,
+        params,
+        kfrac,
+        beta=beta,
+        mu=mu,
+        filling=filling,
+        planes=tuple(PLANES),
+        regulator=regulator,
+        position_matrix=position_matrix,
+        degen_thresh=degen_thresh,
     )
     return _squeeze_mu(bulk_hall_factor(model) * sums.occupied, sums)
 
@@ -602,6 +656,7 @@ def hall_report(
     filling: float | None = None,
     thickness: float | None = None,
     position_matrix: str = "diagonal",
+    degen_thresh: float = HALL_DEGEN_THRESH,
 ) -> dict:
     """Forward evaluation for people and files.
 
@@ -628,6 +683,7 @@ def hall_report(
         position_matrix=position_matrix,
         band_edges=True,
         contraction="sorted",
+        degen_thresh=degen_thresh,
     )
     occupied = be.to_numpy(sums.occupied)
     report = {
@@ -637,6 +693,7 @@ def hall_report(
         "beta": float(beta),
         "nk": list(sizes),
         "position_matrix": position_matrix,
+        "degen_thresh": float(degen_thresh),
         "gaps_above_band": {
             str(n + 1): float(sums.band_min[n + 1] - sums.band_max[n]) for n in range(model.nband - 1)
         },

@@ -31,8 +31,9 @@ drives the circular injection current under circularly polarised light (time-rev
     η_bulk [A V⁻² s⁻¹] = η_int / t_⊥ × e³/ħ²,       e³/ħ² = 3.698e11 A V⁻² s⁻¹,
 
 independent of the model's energy and length units (t_⊥: 1 in 3D, layer thickness in 2D,
-cross-section area in 1D, as for the shift current). The k-integral, smearing, regulator and
-chunking are those of :mod:`hamdesign.observables.shift`.
+cross-section area in 1D, as for the shift current). The k-integral, smearing, degenerate
+subspaces (``degen_thresh``), position matrix, scissor and chunking are those of
+:mod:`hamdesign.observables.shift`; with the full position matrix r = iD + Ā (interband part).
 """
 
 from __future__ import annotations
@@ -48,19 +49,17 @@ from ..lattice import parse_nk
 from ..model import TightBinding
 from ..spectrum import checked_kmesh
 from ..units import ELEMENTARY_CHARGE, HBAR
+from .interband import DEFAULT_DEGEN_THRESH, DEFAULT_SC_ETA, InterbandTerms
 from .shift import (
-    SHIFT_REGULATOR,
     Component,
+    InterbandSettings,
     _check_settings,
     _energy_in_ev,
     _omega_array,
     _pair_response,
     _per_layer,
     _resolve_components,
-    band_diagonal,
     component_name,
-    pair_difference,
-    regularised_inverse_gap,
     transverse_measure,
     transverse_unit,
 )
@@ -71,18 +70,21 @@ INJECTION_SI_FACTOR = ELEMENTARY_CHARGE**3 / HBAR**2
 DEFAULT_TAU_S = 1e-13
 
 
-def injection_integrand(energies, v_band: dict, components, /, *, part: str = "real", regulator: float = SHIFT_REGULATOR):
-    """J^{abc}_nm(k) = Δ^a_mn · part(r^b_nm r^c_mn), shape (ncomp, nk, n, n), units E·L³, indexed [c, k, n, m]."""
-    xp = _backend.current().xp
-    inv = regularised_inverse_gap(pair_difference(energies), regulator=regulator)
-    carts = sorted({i for comp in components for i in comp})
-    V = {a: v_band[a] * inv for a in carts}
+def injection_integrand(terms: InterbandTerms, components, /, *, part: str = "real"):
+    """J^{abc}_nm(k) = part(r^b_nm (v^a_bd r^c)_mn − (v^a_bd r^b)_nm r^c_mn), (ncomp, nk, n, n), units E·L³, [c, k, n, m].
+
+    Summed over a pair of subspaces (N, M) this is Tr[r^b_NM v^a_MM r^c_MN] − Tr[v^a_NN r^b_NM r^c_MN],
+    the covariant form of Σ Δ^a_mn r^b_nm r^c_mn (v_bd: the whole velocity block of each subspace;
+    :mod:`~hamdesign.observables.interband`); for non-degenerate bands the two are equal term by term.
+    """
+    be = _backend.current()
+    xp = be.xp
     take = xp.real if part == "real" else xp.imag
     out = []
     for a, b, c in components:
-        delta_mn = -pair_difference(band_diagonal(v_band[a]))  # Δ^a_mn at [n, m]
-        # r^b_nm r^c_mn = (−i V^b_nm)(−i V^c_mn) = −V^b_nm V^c_mn
-        out.append(delta_mn * take(-(V[b] * xp.matrix_transpose(V[c]))))
+        rb, rc, vbd = terms.r(b), terms.r(c), terms.vbd(a)
+        value = rb * xp.matrix_transpose(be.matmul(vbd, rc)) - be.matmul(vbd, rb) * xp.matrix_transpose(rc)
+        out.append(take(value))
     return xp.stack(out, axis=0)
 
 
@@ -116,7 +118,10 @@ def injection_rate(
     smearing: str = "gaussian",
     part: str = "real",
     transverse: float | None = None,
-    regulator: float = SHIFT_REGULATOR,
+    sc_eta: float = DEFAULT_SC_ETA,
+    degen_thresh: float = DEFAULT_DEGEN_THRESH,
+    position_matrix: str = "diagonal",
+    scissor: float = 0.0,
     chunk: int | None = None,
 ) -> InjectionRate:
     """Injection rate η^{abc}(ω), bulk, in A V⁻² s⁻¹ (PHYSICS.md §3b).
@@ -129,20 +134,23 @@ def injection_rate(
 
     Parameters are those of :func:`hamdesign.observables.shift.shift_conductivity` (``eta`` is the
     broadening in energy units), plus ``part``: ``"real"`` (default; the b = c linear-light rate)
-    or ``"imag"``. Returns :class:`InjectionRate` with ``.eta`` (ncomp, nomega), differentiable
+    or ``"imag"``. ``sc_eta`` is accepted for a common signature and has no effect: η has no
+    virtual transitions. Returns :class:`InjectionRate` with ``.eta`` (ncomp, nomega), differentiable
     with respect to ``params``.
     """
     _check_settings(beta, eta, smearing)
     if part not in ("real", "imag"):
         raise ParameterError(f"part must be 'real' or 'imag', got {part!r}")
+    interband = InterbandSettings(sc_eta, degen_thresh, position_matrix, scissor)
+    interband.check(model)
     comps = _resolve_components(model, components)
     w = _omega_array(omega)
     t_perp = transverse_measure(model, transverse)
 
-    def integrand(energies, vb, _wb, cs):
-        return injection_integrand(energies, vb, cs, part=part, regulator=regulator)
+    def integrand(terms, cs):
+        return injection_integrand(terms, cs, part=part)
 
-    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "chunk": chunk}
+    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "chunk": chunk, "interband": interband}
     total = _pair_response(model, params, kfrac, w, integrand=integrand, order=1, comps=comps, **settings)
     rate = total * float(-np.pi * INJECTION_SI_FACTOR / t_perp)
     return InjectionRate(
@@ -172,6 +180,7 @@ def injection_report(
     smearing: str = "gaussian",
     tau: float = DEFAULT_TAU_S,
     transverse: float | None = None,
+    interband: InterbandSettings = InterbandSettings(),
 ) -> dict:
     """Forward evaluation for people and files: η^{abc}(ω), and τη (A/V²) bulk and per layer/chain."""
     if not tau > 0:
@@ -179,7 +188,7 @@ def injection_report(
     be = _backend.current()
     kfrac = checked_kmesh(model, nk)
     settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse}
-    res = injection_rate(model, params, kfrac, omega, components=components, **settings)
+    res = injection_rate(model, params, kfrac, omega, components=components, **settings, **interband.describe())
     rate = np.asarray(be.to_numpy(res.eta), dtype=float)
     steady = tau * rate
     key, per, per_unit = _per_layer(model, steady, res.transverse_measure)
@@ -212,6 +221,9 @@ def injection_report(
         ),
         "smearing": smearing,
         "eta": float(eta),
+        "degen_thresh": float(interband.degen_thresh),
+        "position_matrix": interband.position_matrix,
+        "scissor": float(interband.scissor),
         "beta": float(beta),
         "mu": mu,
         "filling": filling,

@@ -37,20 +37,23 @@ from ..backend import follows_inputs
 from ..errors import ParameterError
 from ..model import TightBinding
 from ..solar import Spectrum, field_factor_per_irradiance, get_spectrum
-from ..spectrum import checked_kmesh, chunk_size, eigensystem, fermi, k_chunks, sequenced
+from ..spectrum import checked_kmesh, chunk_size, fermi, k_chunks, sequenced
 from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j
 from .injection import DEFAULT_TAU_S, INJECTION_SI_FACTOR, injection_integrand, injection_rate
+from .interband import DEFAULT_DEGEN_THRESH, DEFAULT_SC_ETA
 from .shift import (
     AXES,
-    SHIFT_REGULATOR,
+    InterbandSettings,
     _kfrac,
     check_current_direction,
     chemical_potential_on_mesh,
+    chunk_terms,
     pair_difference,
     shift_conductivity,
     shift_integrand,
     shift_si_factor,
     smearing_function,
+    transition_levels,
     transverse_measure,
 )
 
@@ -140,18 +143,24 @@ def photocurrent(
     transverse: float | None = None,
     eta: float = 0.0,
     smearing: str = "gaussian",
-    regulator: float = SHIFT_REGULATOR,
+    sc_eta: float = DEFAULT_SC_ETA,
+    degen_thresh: float = DEFAULT_DEGEN_THRESH,
+    position_matrix: str = "diagonal",
+    scissor: float = 0.0,
     chunk: int | None = None,
 ) -> dict:
     """Grid-free DC photocurrent density (A/m², bulk): ``{"shift", "injection", "total"}`` backend scalars.
 
     ``tau`` is the relaxation time in seconds; ``eta`` (energy unit, default 0) optionally smooths
-    the spectrum with the ω-grid broadening; everything else as for
+    the spectrum with the ω-grid broadening; ``sc_eta``, ``degen_thresh``, ``position_matrix`` and
+    ``scissor`` (:class:`~hamdesign.observables.shift.InterbandSettings`) and everything else as for
     :func:`~hamdesign.observables.shift.shift_conductivity`. Differentiable in ``params``.
     """
     be = _backend.current()
     xp = be.xp
     joules = _energy_joules(model)
+    interband = InterbandSettings(sc_eta, degen_thresh, position_matrix, scissor)
+    interband.check(model)
     spec = get_spectrum(spectrum) if isinstance(spectrum, str) else spectrum
     a = parse_direction(direction)
     check_current_direction(model, a)
@@ -169,13 +178,14 @@ def photocurrent(
     shift_sum = inj_sum = None
     previous = mu_value if filling is not None else None
     for kc in k_chunks(kfrac, size):  # only one chunk's matrices are alive at a time
-        energies, _, vb, wb = eigensystem(model, sequenced(params, previous), kc, order=2, components=carts, velocity_gauge=a)
+        energies, terms = chunk_terms(model, sequenced(params, previous), kc, interband, order=2, carts=carts)
         previous = energies
-        f_nm = pair_difference(fermi(energies - mu_value, beta))
-        e_mn_ev = -pair_difference(energies) * (joules / ELEMENTARY_CHARGE)  # ε_m − ε_n in eV at [k, n, m]
+        f_nm = pair_difference(fermi(terms.levels - mu_value, beta))
+        levels = transition_levels(terms, mu_value, interband.scissor)
+        e_mn_ev = -pair_difference(levels) * (joules / ELEMENTARY_CHARGE)  # ε̄_m − ε̄_n in eV at [k, n, m]
         weight = f_nm * interpolate(e_mn_ev, spec.energy_ev, table)  # f_nm I(ω_mn), W m⁻² s
-        s_part = _weighted_sum(shift_integrand(energies, vb, wb, triples, regulator=regulator), weight, comp_weights, xp)
-        i_part = _weighted_sum(injection_integrand(energies, vb, triples, part="real", regulator=regulator), weight, comp_weights, xp)
+        s_part = _weighted_sum(shift_integrand(terms, triples), weight, comp_weights, xp)
+        i_part = _weighted_sum(injection_integrand(terms, triples, part="real"), weight, comp_weights, xp)
         shift_sum = s_part if shift_sum is None else shift_sum + s_part
         inj_sum = i_part if inj_sum is None else inj_sum + i_part
     t_perp = transverse_measure(model, transverse)
@@ -209,6 +219,7 @@ def photocurrent_on_grid(
     transverse: float | None = None,
     eta: float,
     smearing: str = "gaussian",
+    interband: InterbandSettings = InterbandSettings(),
 ) -> dict:
     """The same current from σ(ω) and η(ω) on an ω-grid (energy unit), trapezoid rule: A/m² (NumPy)."""
     be = _backend.current()
@@ -219,7 +230,7 @@ def photocurrent_on_grid(
     triples = [c for c, _ in comps]
     weights = np.array([w for _, w in comps])
     omega = np.asarray(omega, dtype=float)
-    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse}
+    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse, **interband.describe()}
     sigma = weights @ be.to_numpy(shift_conductivity(model, params, kfrac, omega, components=triples, **settings).sigma)
     rate = weights @ be.to_numpy(injection_rate(model, params, kfrac, omega, components=triples, **settings).eta)
     sun = np.interp(omega * joules / ELEMENTARY_CHARGE, spec.energy_ev, spec.irradiance, left=0.0, right=0.0)
@@ -245,6 +256,7 @@ def photocurrent_report(
     mu: float | None = None,
     filling: float | None = None,
     transverse: float | None = None,
+    interband: InterbandSettings = InterbandSettings(),
 ) -> dict:
     """Forward evaluation with every convention stated, for the CLI and result files."""
     from ..lattice import parse_nk
@@ -255,7 +267,8 @@ def photocurrent_report(
     sizes = parse_nk(nk, model.dim)
     spec = get_spectrum(spectrum)
     out = photocurrent(
-        model, params, checked_kmesh(model, sizes), spectrum=spec, direction=direction, polarisation=polarisation, tau=tau, beta=beta, mu=mu, filling=filling, transverse=transverse
+        model, params, checked_kmesh(model, sizes), spectrum=spec, direction=direction, polarisation=polarisation, tau=tau, beta=beta, mu=mu, filling=filling, transverse=transverse,
+        **interband.describe(),
     )
     j_shift, j_inj = float(be.to_numpy(out["shift"])), float(be.to_numpy(out["injection"]))
     selected = {"both": j_shift + j_inj, "shift": j_shift, "injection": j_inj}[parts]
@@ -279,6 +292,7 @@ def photocurrent_report(
         "transverse_unit": {1: f"{model.length_unit}^2", 2: model.length_unit, 3: ""}[model.dim],
         "mu": float(be.to_numpy(out["mu"])),
         "beta": float(beta),
+        **interband.describe(),
         "nk": list(sizes),
         "units": {"current_density": "A/m^2", "tau_s": "s", "mu": model.energy_unit},
         "normalisation": (

@@ -24,10 +24,15 @@ p-sum needs no three-index array: excluding p = n, m from the matrix products gi
 
 which is what :func:`shift_integrand` evaluates (two matrix products per (a, b) pair).
 
-**Regulator.** Every 1/ω_nm is g(ω_nm) = ω³/(ω⁴ + δ⁴), δ = :data:`SHIFT_REGULATOR` (10⁻⁶ energy units):
-it equals 1/ω to relative order (δ/ω)⁴ (< 10⁻¹² for gaps above 10⁻³) and vanishes, with all its
-derivatives up to the third, at ω = 0. At a degeneracy on the mesh f_nm → 0 and r_nm → 0 together,
-so values and gradients stay finite; terms of the p-sum with ε_p = ε_m (or ε_n) are dropped.
+**Degenerate subspaces, sc_eta, position matrix, scissor** (:mod:`~hamdesign.observables.interband`,
+docs/theory-shift.md). Bands closer than ``degen_thresh`` (default 1e-4) form one subspace, treated
+covariantly (its whole velocity block, its mean energy ε̄_N), so σ does not depend on the basis
+``eigh`` returns there, nor on which components are requested. The virtual-transition denominators
+of the p-sum are broadened, 1/ω → ω/(ω² + sc_eta²) (default 0.04 energy units, as postw90; 0 gives
+the exact sum rule above, the behaviour before these knobs existed). ``position_matrix="full"`` adds
+the off-diagonal Wannier position matrix (Ibañez-Azpiroz et al., Eqs. (29)–(33)); ``scissor`` Δ
+shifts the subspaces above μ by Δ in the δ-function only (matrix elements r and r_{;a} of the
+unshifted model, as postw90's ``scissors_shift``).
 
 **Smearing.** δ(x) is ``"gaussian"``: exp(−x²/η²)/(√π η) (the wannier90 / WannierBerri Gaussian) or
 ``"lorentzian"``: (η/π)/(x² + η²); η in energy units; δ(ω_mn − ω) = ħ δ(ε_m − ε_n − ħω) in SI.
@@ -82,9 +87,13 @@ from ..spectrum import (
 )
 from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j, length_in_m
 from .hall import resolve_mu
-
-#: δ of the regularised inverse gap g(ω) = ω³/(ω⁴ + δ⁴), model energy units.
-SHIFT_REGULATOR = 1e-6
+from .interband import (
+    DEFAULT_DEGEN_THRESH,
+    DEFAULT_SC_ETA,
+    InterbandTerms,
+    check_interband_settings,
+    interband_terms,
+)
 
 AXES = "xyz"
 Component = tuple[int, int, int]
@@ -150,12 +159,6 @@ def _resolve_components(model: TightBinding, components) -> list[Component]:
 
 
 # ------------------------------------------------------------------------------------ helpers
-def regularised_inverse_gap(gaps, /, *, regulator: float):
-    """g(ω) = ω³/(ω⁴ + δ⁴): 1/ω away from degeneracies, 0 (with zero slope) at ω = 0."""
-    g2 = gaps * gaps
-    return gaps * g2 / (g2 * g2 + float(regulator) ** 4)
-
-
 def smearing_function(x, /, *, eta: float, kind: str):
     """Normalised δ(x) of width η: Gaussian exp(−x²/η²)/(√π η) or Lorentzian (η/π)/(x² + η²)."""
     xp = _backend.current().xp
@@ -182,13 +185,6 @@ def _omega_array(omega) -> np.ndarray:
     if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)):
         raise ParameterError("omega must be a finite number or a 1D array of photon energies")
     return w
-
-
-def band_diagonal(x, /):
-    """Real diagonal x_nn of a batch of Hermitian band matrices, shape (..., n)."""
-    be = _backend.current()
-    eye = be.asarray(np.eye(x.shape[-1]))
-    return be.xp.real(be.xp.sum(x * eye, axis=-1))
 
 
 def pair_difference(d, /):
@@ -253,35 +249,20 @@ def _smearing_norm(eta: float, kind: str) -> float:
 
 
 # ------------------------------------------------------------------------------------ integrand
-def shift_integrand(
-    energies, v_band: dict, w_band: dict, components: Sequence[Component], /, *, regulator: float = SHIFT_REGULATOR
-):
+def shift_integrand(terms: InterbandTerms, components: Sequence[Component], /):
     """I^{abc}_nm(k) = Im[ r^b_mn r^c_{nm;a} + r^c_mn r^b_{nm;a} ], shape (ncomp, nk, n, n), units L³.
 
-    ``energies`` (nk, n), ``v_band[a]`` and ``w_band[(a, b)]`` the band-basis matrices of
-    :func:`hamdesign.spectrum.eigensystem`. Indexed [c, k, n, m]; f_nm and δ(ω_mn − ω) are applied
-    by the caller. Uses the sum rule of the module docstring with 1/ω_nm → g(ω_nm).
+    ``terms`` holds the band-basis blocks of one k-chunk (:func:`~hamdesign.observables.interband.interband_terms`:
+    degenerate subspaces, ``sc_eta``, position matrix). Indexed [c, k, n, m]; f_nm and δ(ω_mn − ω) are
+    applied by the caller. Each entry is gauge dependent inside a degenerate subspace; its sum over
+    the subspace pair (N, M) is not.
     """
-    be = _backend.current()
-    xp = be.xp
-    inv = regularised_inverse_gap(pair_difference(energies), regulator=regulator)  # g(ω_nm)
-    carts = sorted({i for comp in components for i in comp})
-    V = {a: v_band[a] * inv for a in carts}  # v^a_nm / ω_nm
-    Delta = {a: pair_difference(band_diagonal(v_band[a])) for a in carts}
-    bracket: dict = {}
-
-    def gen_derivative_bracket(a: int, b: int):
-        # r^b_{nm;a} = i g_nm B^{ab}_nm with B^{ab} = Δ^a V^b − w^{ab} + [v^b, V^a]
-        if (a, b) not in bracket:
-            commutator = be.matmul(v_band[b], V[a]) - be.matmul(V[a], v_band[b])
-            bracket[(a, b)] = Delta[a] * V[b] - w_band[(a, b)] + commutator
-        return bracket[(a, b)]
-
+    xp = _backend.current().xp
     out = []
     for a, b, c in components:
-        # r^b_mn r^c_{nm;a} = (−i V^b_mn)(i g_nm B^{ac}_nm) = g_nm V^b_mn B^{ac}_nm
-        term = xp.matrix_transpose(V[b]) * gen_derivative_bracket(a, c) + xp.matrix_transpose(V[c]) * gen_derivative_bracket(a, b)
-        out.append(inv * xp.imag(term))
+        rb_t, rc_t = xp.matrix_transpose(terms.r(b)), xp.matrix_transpose(terms.r(c))  # r_mn at [n, m]
+        term = rb_t * terms.generalized_derivative(a, c) + rc_t * terms.generalized_derivative(a, b)
+        out.append(xp.imag(term))
     return xp.stack(out, axis=0)
 
 
@@ -352,6 +333,51 @@ def _kfrac(model: TightBinding, kfrac) -> np.ndarray:
     return k
 
 
+@dataclass(frozen=True)
+class InterbandSettings:
+    """The knobs of the interband matrix elements (docs/theory-shift.md).
+
+    ``sc_eta``: broadening of virtual-transition denominators (energy units, 0: exact sum rule);
+    ``degen_thresh``: bands closer than this form one degenerate subspace; ``position_matrix``:
+    ``"diagonal"`` (tight-binding convention) or ``"full"`` (Wannier position matrix of a _tb.dat);
+    ``scissor``: rigid shift Δ of every subspace above μ in the transition energies (energy units).
+    """
+
+    sc_eta: float = DEFAULT_SC_ETA
+    degen_thresh: float = DEFAULT_DEGEN_THRESH
+    position_matrix: str = "diagonal"
+    scissor: float = 0.0
+
+    def check(self, model: TightBinding) -> bool:
+        """Validate against ``model``; True when the full position matrix is used."""
+        return check_interband_settings(
+            model, sc_eta=self.sc_eta, degen_thresh=self.degen_thresh, position_matrix=self.position_matrix, scissor=self.scissor
+        )
+
+    def describe(self) -> dict:
+        return {"sc_eta": float(self.sc_eta), "degen_thresh": float(self.degen_thresh), "position_matrix": self.position_matrix, "scissor": float(self.scissor)}
+
+
+def chunk_terms(model: TightBinding, params, kc, settings: InterbandSettings, /, *, order: int, carts):
+    """(energies, InterbandTerms) of one k-chunk, with the position matrix when ``settings`` ask for it."""
+    from ..model import berry_connection_terms
+
+    energies, states, vb, wb = eigensystem(model, params, kc, order=order, components=carts)
+    connection = berry_connection_terms(model, kc, components=carts) if settings.position_matrix == "full" else None
+    terms = interband_terms(energies, states, vb, wb, sc_eta=settings.sc_eta, degen_thresh=settings.degen_thresh, connection=connection)
+    return energies, terms
+
+
+def transition_levels(terms: InterbandTerms, mu_value, scissor: float):
+    """Subspace energies for the δ-function: ε̄_n, plus the scissor Δ where ε̄_n > μ."""
+    if scissor == 0:
+        return terms.levels
+    be = _backend.current()
+    cut = float(mu_value) if isinstance(mu_value, (int, float, np.number)) else be.stop_gradient(mu_value)
+    above = be.xp.astype(be.stop_gradient(terms.levels) > cut, be.xp.float64)
+    return terms.levels + float(scissor) * above
+
+
 def _pair_response(
     model: TightBinding,
     params,
@@ -367,8 +393,9 @@ def _pair_response(
     eta: float,
     smearing: str,
     chunk: int | None,
+    interband: InterbandSettings,
 ):
-    """Σ_k Σ_nm f_nm I_nm δ(ε_m − ε_n − ω) / (N_k Ω_cell): the shared Fermi-sea / smearing machinery."""
+    """Σ_k Σ_nm f_nm I_nm δ(ε̄_m − ε̄_n − ω) / (N_k Ω_cell): the shared Fermi-sea / smearing machinery."""
     be = _backend.current()
     xp = be.xp
     kfrac = _kfrac(model, kfrac)
@@ -378,18 +405,19 @@ def _pair_response(
     carts = tuple(sorted({i for comp in comps for i in comp}))
     delta_chunk = chunk
     if chunk is None:
-        per_k = (MATRICES_PER_K[order] + 8 * ncomp) * n * n * 16
+        per_k = (MATRICES_PER_K[order] + 8 * ncomp + 6 * len(carts) ** 2) * n * n * 16
         chunk = max(1, int(DEFAULT_CHUNK_BYTES // per_k))
         chunk = min(chunk, chunk_size(n, order=order))
     mu_value = chemical_potential_on_mesh(model, params, kfrac, beta=beta, mu=mu, filling=filling)
     total = None
     previous = mu_value if filling is not None else None
     for kc in k_chunks(kfrac, chunk):  # only one chunk's matrices are alive at a time
-        energies, _, vb, wb = eigensystem(model, sequenced(params, previous), kc, order=order, components=carts, velocity_gauge=comps[0][0])
+        energies, terms = chunk_terms(model, sequenced(params, previous), kc, interband, order=order, carts=carts)
         previous = energies
-        occ = fermi(energies - mu_value, beta)
-        weights = xp.expand_dims(pair_difference(occ), axis=0) * integrand(energies, vb, wb, comps)
-        part = transitions_sum(weights, energies, omega, eta=eta, smearing=smearing, chunk=delta_chunk)
+        occ = fermi(terms.levels - mu_value, beta)
+        weights = xp.expand_dims(pair_difference(occ), axis=0) * integrand(terms, comps)
+        levels = transition_levels(terms, mu_value, interband.scissor)
+        part = transitions_sum(weights, levels, omega, eta=eta, smearing=smearing, chunk=delta_chunk)
         total = part if total is None else total + part
     return total / float(nk * model.lattice.cell_measure)
 
@@ -416,7 +444,10 @@ def shift_conductivity(
     eta: float,
     smearing: str = "gaussian",
     transverse: float | None = None,
-    regulator: float = SHIFT_REGULATOR,
+    sc_eta: float = DEFAULT_SC_ETA,
+    degen_thresh: float = DEFAULT_DEGEN_THRESH,
+    position_matrix: str = "diagonal",
+    scissor: float = 0.0,
     chunk: int | None = None,
 ) -> ShiftConductivity:
     """Shift conductivity σ^{abc}(ω), bulk, in A/V² (the physical, real part; PHYSICS.md §3).
@@ -445,8 +476,10 @@ def shift_conductivity(
     transverse
         Layer thickness (2D) or cross-section area (1D) in length units, default
         ``lattice.transverse_measure``; σ_bulk = σ_sheet / thickness (2D), σ_chain / area (1D).
-    regulator
-        δ of the regularised 1/ω_nm (energy units).
+    sc_eta, degen_thresh, position_matrix, scissor
+        Broadening of the virtual-transition denominators (energy units; 0: exact sum rule),
+        degeneracy threshold (energy units), ``"diagonal"`` or ``"full"`` position matrix, and the
+        scissor shift of the subspaces above μ (energy units); :class:`InterbandSettings`.
     chunk
         k-points per batch (default: from the memory budget, :mod:`hamdesign.spectrum`).
 
@@ -457,15 +490,13 @@ def shift_conductivity(
         through μ at fixed filling).
     """
     _check_settings(beta, eta, smearing)
+    interband = InterbandSettings(sc_eta, degen_thresh, position_matrix, scissor)
+    interband.check(model)
     comps = _resolve_components(model, components)
     w = _omega_array(omega)
     t_perp = transverse_measure(model, transverse)
-
-    def integrand(energies, vb, wb, cs):
-        return shift_integrand(energies, vb, wb, cs, regulator=regulator)
-
-    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "chunk": chunk}
-    total = _pair_response(model, params, kfrac, w, integrand=integrand, order=2, comps=comps, **settings)
+    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "chunk": chunk, "interband": interband}
+    total = _pair_response(model, params, kfrac, w, integrand=shift_integrand, order=2, comps=comps, **settings)
     factor = shift_si_factor(model) or 1.0
     sigma = total * float(0.5 * np.pi * factor / t_perp)
     return ShiftConductivity(
@@ -498,12 +529,13 @@ def shift_report(
     eta: float,
     smearing: str = "gaussian",
     transverse: float | None = None,
+    interband: InterbandSettings = InterbandSettings(),
 ) -> dict:
     """Forward evaluation for people and files: σ^{abc}(ω) bulk and per layer/chain, with conventions."""
     be = _backend.current()
     kfrac = checked_kmesh(model, nk)
     settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse}
-    res = shift_conductivity(model, params, kfrac, omega, components=components, **settings)
+    res = shift_conductivity(model, params, kfrac, omega, components=components, **settings, **interband.describe())
     bulk = np.asarray(be.to_numpy(res.sigma), dtype=float)
     key, per, per_unit = _per_layer(model, bulk, res.transverse_measure)
     if shift_si_factor(model) is None:  # σ is not in A/V², so neither is the per-layer value
@@ -527,12 +559,14 @@ def shift_report(
         ),
         "smearing": smearing,
         "eta": float(eta),
+        **interband.describe(),
         "beta": float(beta),
         "mu": mu,
         "filling": filling,
         "nk": list(parse_nk(nk, model.dim)),
         "backend": be.name,
     }
+    report["units"].update({"sc_eta": model.energy_unit, "degen_thresh": model.energy_unit, "scissor": model.energy_unit})
     if key is not None:
         report[key] = None if per is None else per.tolist()
         report["units"][key] = per_unit
@@ -639,7 +673,7 @@ def shift_conductivity_shift_vector(
 
 
 __all__ = [
-    "SHIFT_REGULATOR",
+    "InterbandSettings",
     "ShiftConductivity",
     "check_current_direction",
     "component_name",
