@@ -14,15 +14,16 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 from types import SimpleNamespace
 
-import autograd as _autograd
 import autograd.numpy as _anp
-import numpy as _np
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
+import autograd as _autograd
+import numpy as _np
+
 from . import eager_while_loop as while_loop  # noqa: F401  (part of the contract)
-from ._small_matrices import eigh_small, is_2x2_batch, matmul_2x2, uses_closed_form
 from ._eigh_rule import eigh_vjp_wirtinger
+from ._small_matrices import eigh_small, is_2x2_batch, matmul_2x2, uses_closed_form
 
 name = "autograd"
 

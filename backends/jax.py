@@ -27,7 +27,9 @@ def _jaxlib_release() -> tuple[int, int]:
         return (0, 0)
 
 
-if _jaxlib_release() in _FLAG_KNOWN_IN and "xla_cpu_enable_concurrency_optimized_scheduler" not in os.environ.get("XLA_FLAGS", ""):
+if _jaxlib_release() in _FLAG_KNOWN_IN and "xla_cpu_enable_concurrency_optimized_scheduler" not in os.environ.get(
+    "XLA_FLAGS", ""
+):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _SAFE_XLA_FLAG).strip()
 
 import jax as _jax  # noqa: E402

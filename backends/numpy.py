@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import array_api_compat.numpy as xp  # noqa: F401  (the adapter's namespace, part of the contract)
+
 import numpy as _np
 
 from . import eager_while_loop as while_loop  # noqa: F401  (part of the contract)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 
 import array_api_compat.torch as xp
+
 import torch as _torch
 
 from . import eager_while_loop as while_loop  # noqa: F401  (part of the contract)
-from ._small_matrices import eigh_small, uses_closed_form
 from ._eigh_rule import eigh_vjp_wirtinger
+from ._small_matrices import eigh_small, uses_closed_form
 
 name = "torch"
 version = _torch.__version__

@@ -19,9 +19,8 @@ import argparse
 import statistics
 import time
 
-import numpy as np
-
 import hamdesign as hd
+import numpy as np
 from hamdesign.backend import get_backend, use_backend
 from hamdesign.models import HALDANE_NNN, HONEYCOMB_NN, haldane
 
@@ -32,8 +31,9 @@ REGULATOR = 1e-6
 
 def original_approach(model, kfrac):
     """The per-k-point formulation, jitted: returns a function params → (σ_xy, dσ_xy/dparams)."""
-    import jax
     import jax.numpy as jnp
+
+    import jax
 
     jax.config.update("jax_enable_x64", True)
     a = model.lattice.vectors[:2, :2]
@@ -124,18 +124,23 @@ def main() -> None:
 
     ref_value, ref_grad = values["original approach (jax)"]
     print(f"Haldane (M = 0.1, φ = 1), {args.nk}×{args.nk} k, β = {BETA}, μ = {MU}: σ_xy value + gradient")
-    print(f"σ_xy = {ref_value:.12f} (original approach); median of {args.repeat} calls per round, {args.rounds} rounds alternating")
+    print(
+        f"σ_xy = {ref_value:.12f} (original approach); median of {args.repeat} calls per round, {args.rounds} rounds alternating"
+    )
     print(f"{'code':28s} {'median (ms), per round':30s} {'best':>8s} {'speed-up':>9s} {'|Δσ|':>9s} {'max|Δgrad|':>10s}")
     ref_best = min(m for _, m in results["original approach (jax)"])
     for label, rows in results.items():
         value, grad = values[label]
         best = min(m for _, m in rows)
         per_round = ", ".join(f"{1e3 * m:.2f}" for _, m in rows)
-        print(f"{label:28s} {per_round:30s} {1e3 * best:8.2f} {ref_best / best:8.1f}× {abs(value - ref_value):9.1e} {np.max(np.abs(grad - ref_grad)):10.1e}")
+        print(
+            f"{label:28s} {per_round:30s} {1e3 * best:8.2f} {ref_best / best:8.1f}× "
+            f"{abs(value - ref_value):9.1e} {np.max(np.abs(grad - ref_grad)):10.1e}"
+        )
     # per-round ratios: the fairest comparison when the machine's speed drifts
     for label, rows in results.items():
         if label.startswith("hamdesign"):
-            ratios = [ref[1] / own[1] for ref, own in zip(results["original approach (jax)"], rows)]
+            ratios = [ref[1] / own[1] for ref, own in zip(results["original approach (jax)"], rows, strict=False)]
             print(f"speed-up of {label} per round: " + ", ".join(f"{r:.1f}×" for r in ratios))
 
 

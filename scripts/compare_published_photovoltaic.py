@@ -14,9 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import hamdesign as hd
+import numpy as np
 from hamdesign.models import kondo_chain
 from hamdesign.observables.photocurrent import photocurrent_report
 from hamdesign.units import ELEMENTARY_CHARGE, HBAR, kelvin_to_energy
@@ -31,7 +30,9 @@ curve = np.array(ref["digitised_curves"]["sigma_times_omega_squared"])
 omega_pub = 10 ** curve[:, 0]
 sigma_pub = curve[:, 1] / omega_pub**2  # A/V²
 energy_pub = omega_pub * HBAR / ELEMENTARY_CHARGE
-keep = (energy_pub > 0.38) & (energy_pub < 0.95)  # the absorption window; outside it the digitised curve sits on the figure's baseline
+keep = (energy_pub > 0.38) & (
+    energy_pub < 0.95
+)  # the absorption window; outside it the digitised curve sits on the figure's baseline
 
 omega_ev = np.linspace(0.02, 2.0, 400)
 k = hd.kmesh(256, 1)
@@ -46,17 +47,32 @@ with hd.use_backend("numpy"):
         mask = ours > 0
         log_ratio = np.log(sigma_pub[keep][mask] / ours[mask])
         scale = float(np.exp(np.mean(log_ratio)))
-        results[eta] = {"shift": np.asarray(shift), "injection": np.asarray(inj), "total": total, "scale": scale, "rms_log": float(np.std(log_ratio))}
+        results[eta] = {
+            "shift": np.asarray(shift),
+            "injection": np.asarray(inj),
+            "total": total,
+            "scale": scale,
+            "rms_log": float(np.std(log_ratio)),
+        }
     report = photocurrent_report(model, None, 256, beta=beta, mu=fitted["mu_eV"], tau=tau)
 
 best = min(results, key=lambda e: results[e]["rms_log"])
 print(f"published optimum at 300 K, tau = {tau:g} s, cross-section 1 Å^2, blackbody 5500 K:")
-print(f"  J = {report['current_density']:.1f} A/m^2 (shift {report['shift_current_density']:.3g}, injection {report['injection_current_density']:.1f});"
-      f" original normalisation {report['current_density_original_normalisation']:.1f} A/m^2 (published 700-907)")
+print(
+    f"  J = {report['current_density']:.1f} A/m^2 (shift {report['shift_current_density']:.3g}, "
+    f"injection {report['injection_current_density']:.1f});"
+    f" original normalisation {report['current_density_original_normalisation']:.1f} A/m^2 (published 700-907)"
+)
 for eta, r in results.items():
-    print(f"  eta = {eta} eV: best-fit scale on the injection-dominated sigma = {r['scale']:.3g} (rms log deviation {r['rms_log']:.2f});"
-          f" equivalent tau/A = {tau * r['scale']:.3g} s per Å^2")
-print(f"closest broadening: {best} eV; peak |sigma| ours {np.abs(results[best]['total']).max():.3g} A/V^2, published {sigma_pub[keep].max():.3g} A/V^2")
+    print(
+        f"  eta = {eta} eV: best-fit scale on the injection-dominated "
+        f"sigma = {r['scale']:.3g} (rms log deviation {r['rms_log']:.2f});"
+        f" equivalent tau/A = {tau * r['scale']:.3g} s per Å^2"
+    )
+print(
+    f"closest broadening: {best} eV; peak |sigma| ours {np.abs(results[best]['total']).max():.3g} "
+    f"A/V^2, published {sigma_pub[keep].max():.3g} A/V^2"
+)
 
 import matplotlib  # noqa: E402
 
@@ -64,10 +80,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 fig, ax = plt.subplots(figsize=(7, 4.2))
-ax.plot(energy_pub, sigma_pub, "k.", ms=4, label="published σ(ω) (digitised; flat baseline away from the 0.4 eV peak is the figure's)")
+ax.plot(
+    energy_pub, sigma_pub, "k.", ms=4, label="published σ(ω) (digitised; flat baseline away from the 0.4 eV peak is the figure's)"
+)
 r = results[best]
 ax.plot(omega_ev, np.abs(r["total"]), color="tab:blue", label=f"|σ_shift + τη|, τ = 1e-13 s, η = {best} eV, A = 1 Å²")
-ax.plot(omega_ev, np.abs(r["total"]) * r["scale"], "--", color="tab:blue", alpha=0.6, label=f"same × {r['scale']:.2g} (best-fit τ/A)")
+ax.plot(
+    omega_ev, np.abs(r["total"]) * r["scale"], "--", color="tab:blue", alpha=0.6, label=f"same × {r['scale']:.2g} (best-fit τ/A)"
+)
 ax.plot(omega_ev, np.abs(r["shift"]), color="tab:orange", label="|σ_shift| alone")
 ax.set_yscale("log")
 ax.set_ylim(1e-6, 1)

@@ -63,12 +63,16 @@ def main(argv=None) -> int:
     grid = wannierberri.Grid(system, NKdiv=1, NKFFT=(args.nk,) * 3, use_symmetry=False)
     calc = {"ahc": calculators.static.AHC(Efermi=mus, save_mode="none", kwargs_formula={"external_terms": False})}
     start = time.perf_counter()
-    result = wannierberri.run(system, grid, calc, parallel=False, use_irred_kpt=False, symmetrize=False, print_progress_step_time=1e9)
+    result = wannierberri.run(
+        system, grid, calc, parallel=False, use_irred_kpt=False, symmetrize=False, print_progress_step_time=1e9
+    )
     theirs_s = time.perf_counter() - start
     theirs = result.results["ahc"].data * 0.01
     difference = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
-    print(f"bcc Fe, {args.nk}³ k, {args.levels} Fermi levels: hamdesign {ours_s:.1f} s, WannierBerri {theirs_s:.1f} s, "
-          f"ratio {theirs_s / ours_s:.1f}x; max |Δσ| / max |σ| = {difference:.1e}")
+    print(
+        f"bcc Fe, {args.nk}³ k, {args.levels} Fermi levels: hamdesign {ours_s:.1f} s, WannierBerri {theirs_s:.1f} s, "
+        f"ratio {theirs_s / ours_s:.1f}x; max |Δσ| / max |σ| = {difference:.1e}"
+    )
     return 0 if difference < args.rtol else 1
 
 

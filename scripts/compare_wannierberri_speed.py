@@ -16,7 +16,8 @@ median of --repeat runs is reported. Each hamdesign measurement runs in a fresh
 child process (same thread settings), killed and retried if it hangs (--case-timeout, --tries).
 
 Everything runs single-threaded on one pinned core (sched_setaffinity; thread variables set below before
-any import, torch.set_num_threads(1), XLA without its multi-threaded Eigen pool). The process CPU time is recorded too: the reported
+any import, torch.set_num_threads(1), XLA without its multi-threaded Eigen pool). The process CPU time is recorded too:
+the reported
 k-points/s/core is N_k / max(wall, cpu), so any extra thread that did run is charged.
 
 Usage::
@@ -29,12 +30,21 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+for _var in (
+    "OMP_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+):
     os.environ[_var] = "1"
 # XLA has no intra-op thread-count flag (a bare "intra_op_parallelism_threads=1" token in XLA_FLAGS made
 # jaxlib 0.10.2 hang for good on the 1024-k chain); without the affinity below its thunk executor runs
 # independent ops on every core (CPU/wall ≈ 2 on this machine), so the whole process is pinned instead.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false").strip()
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false"
+).strip()
 # One core for everything (child processes inherit it): thread pools sized from the affinity (XLA, torch,
 # BLAS) get one thread, so "per core" is exact. HAMDESIGN_BENCH_CPU picks the core (default: the last one).
 if hasattr(os, "sched_setaffinity"):
@@ -54,9 +64,8 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 import hamdesign  # noqa: E402
+import numpy as np  # noqa: E402
 from hamdesign.backend import get_backend, use_backend  # noqa: E402
 from hamdesign.io.wannier90 import write_tb_dat  # noqa: E402
 from hamdesign.models import hbn, kondo_chain  # noqa: E402
@@ -171,7 +180,9 @@ def measure_hamdesign(case: dict, timeout: float, tries: int):
     hangs = 0
     for _ in range(tries):
         try:
-            done = subprocess.run([sys.executable, __file__, "--worker"], input=json.dumps(case), capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(
+                [sys.executable, __file__, "--worker"], input=json.dumps(case), capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired:
             hangs += 1
             print(f"{'':<28}  ({case['backend']}: no result after {timeout:.0f} s, killed and retried)", flush=True)
@@ -203,7 +214,9 @@ def parse_nk(items: list[str] | None, models: list[str]) -> dict[str, list[int]]
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="hbn,kondo_chain")
-    ap.add_argument("--nk", action="append", help="mesh sizes per direction, e.g. hbn=60,120 (repeatable) or 64,128 for all models")
+    ap.add_argument(
+        "--nk", action="append", help="mesh sizes per direction, e.g. hbn=60,120 (repeatable) or 64,128 for all models"
+    )
     ap.add_argument("--omegas", type=int, default=200, help="number of photon energies across the band range")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per case (median reported)")
     ap.add_argument("--wb-repeat", type=int, default=None, help="timed WannierBerri runs (default: --repeat)")
@@ -224,9 +237,15 @@ def main(argv=None) -> int:
     import wannierberri
 
     rows, spectra_ok = [], True
-    header = f"{'model':<12}{'bands':>6}{'k-pts':>8}  {'code/backend':<22}{'seconds':>10}{'cpu/wall':>9}{'k/s/core':>11}{'vs WB':>8}{'rel.err':>10}"
+    header = (
+        f"{'model':<12}{'bands':>6}{'k-pts':>8}  "
+        f"{'code/backend':<22}{'seconds':>10}{'cpu/wall':>9}{'k/s/core':>11}{'vs WB':>8}{'rel.err':>10}"
+    )
     print(f"shift current σ: {args.omegas} ω, Lorentzian η = {ETA} eV, kBT = {KBT} eV; single thread; median of {args.repeat}")
-    print(f"python {platform.python_version()}, numpy {np.__version__}, wannierberri {wannierberri.__version__}, hamdesign {getattr(hamdesign, '__version__', '?')}")
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, wannierberri "
+        f"{wannierberri.__version__}, hamdesign {getattr(hamdesign, '__version__', '?')}"
+    )
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
@@ -243,21 +262,51 @@ def main(argv=None) -> int:
                 omega = np.linspace(width / args.omegas, width, args.omegas)
                 for nk in meshes[name]:
                     npts = nk**model.dim
-                    base = {"model": name, "bands": model.nband, "kpoints": npts, "mesh": [nk] * model.dim, "component": comp_name, "mu": mu}
+                    base = {
+                        "model": name,
+                        "bands": model.nband,
+                        "kpoints": npts,
+                        "mesh": [nk] * model.dim,
+                        "component": comp_name,
+                        "mu": mu,
+                    }
                     wb_run = wannierberri_runner(model, Path(tmp), nk, omega, mu, comp)
                     _, wb_warm, _ = timed(wb_run)  # untimed first call (imports, numba caches)
                     (ref, full_max), wall, cpu = median_timing(wb_run, args.wb_repeat or args.repeat)
                     wb_rate = npts / max(wall, cpu)
-                    row = {**base, "code": "wannierberri (all 27 σ^abc)", "seconds": wall, "cpu_seconds": cpu, "kpts_per_s_core": wb_rate, "ratio": 1.0, "rel_err": 0.0, "warmup_seconds": wb_warm}
+                    row = {
+                        **base,
+                        "code": "wannierberri (all 27 σ^abc)",
+                        "seconds": wall,
+                        "cpu_seconds": cpu,
+                        "kpts_per_s_core": wb_rate,
+                        "ratio": 1.0,
+                        "rel_err": 0.0,
+                        "warmup_seconds": wb_warm,
+                    }
                     row["sigma_max"], row["sigma_max_all_components"] = float(np.max(np.abs(ref))), full_max
                     rows.append(row)
-                    print(f"{name:<12}{model.nband:>6}{npts:>8}  {'wannierberri (27 comp)':<22}{wall:>10.3f}{cpu / wall:>9.2f}{wb_rate:>11.0f}{1.0:>8.2f}{'':>10}", flush=True)
+                    print(
+                        f"{name:<12}{model.nband:>6}{npts:>8}  "
+                        f"{'wannierberri (27 comp)':<22}{wall:>10.3f}{cpu / wall:>9.2f}{wb_rate:>11.0f}{1.0:>8.2f}{'':>10}",
+                        flush=True,
+                    )
                     scale = float(np.max(np.abs(ref)))
-                    print(f"{'':<28}  max|σ^{comp_name}| = {scale:.3g} A/V² (largest of all 27: {full_max:.3g}); μ = {mu:.5f} eV, ω ∈ [{omega[0]:.3f}, {omega[-1]:.3f}] eV")
+                    print(
+                        f"{'':<28}  max|σ^{comp_name}| = {scale:.3g} A/V² (largest of all 27: "
+                        f"{full_max:.3g}); μ = {mu:.5f} eV, ω ∈ [{omega[0]:.3f}, {omega[-1]:.3f}] eV"
+                    )
                     if scale < 1e-3 * full_max:
                         print(f"warning: σ^{comp_name} is ~0 here; the agreement check is weak", file=sys.stderr)
                     for backend in backends:
-                        case = {"model": name, "backend": backend, "nk": nk, "omega": omega.tolist(), "mu": mu, "repeat": args.repeat}
+                        case = {
+                            "model": name,
+                            "backend": backend,
+                            "nk": nk,
+                            "omega": omega.tolist(),
+                            "mu": mu,
+                            "repeat": args.repeat,
+                        }
                         got, hangs = measure_hamdesign(case, args.case_timeout, args.tries)
                         label = f"hamdesign {backend}" + (" (jit)" if backend == "jax" else "")
                         if got is None:
@@ -271,19 +320,44 @@ def main(argv=None) -> int:
                         spectra_ok &= ok
                         rate = npts / max(wall, cpu)
                         rows.append(
-                            {**base, "code": label, "seconds": wall, "cpu_seconds": cpu, "kpts_per_s_core": rate, "ratio": rate / wb_rate,
-                             "rel_err": err, "agrees": ok, "warmup_seconds": warm, "hangs": hangs}
+                            {
+                                **base,
+                                "code": label,
+                                "seconds": wall,
+                                "cpu_seconds": cpu,
+                                "kpts_per_s_core": rate,
+                                "ratio": rate / wb_rate,
+                                "rel_err": err,
+                                "agrees": ok,
+                                "warmup_seconds": warm,
+                                "hangs": hangs,
+                            }
                         )
                         flag = "" if ok else "  MISMATCH"
-                        print(f"{'':<12}{'':>6}{'':>8}  {label:<22}{wall:>10.3f}{cpu / wall:>9.2f}{rate:>11.0f}{rate / wb_rate:>8.2f}{err:>10.1e}{flag}", flush=True)
+                        print(
+                            f"{'':<12}{'':>6}{'':>8}  "
+                            f"{label:<22}{wall:>10.3f}{cpu / wall:>9.2f}{rate:>11.0f}{rate / wb_rate:>8.2f}{err:>10.1e}{flag}",
+                            flush=True,
+                        )
                         if backend == "jax":
                             print(f"{'':<28}{'  jax warm-up (compile)':<22}{warm:>10.3f}", flush=True)
         finally:
             os.chdir(cwd)
     print("k/s/core = k-points / max(wall, process CPU) seconds; vs WB = ratio of k/s/core; rel.err = max|σ−σ_WB|/max|σ_WB|")
     if args.json:
-        meta = {"omegas": args.omegas, "eta_eV": ETA, "kBT_eV": KBT, "smearing": "lorentzian", "repeat": args.repeat, "threads": 1,
-                "xla_flags": os.environ["XLA_FLAGS"], "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None, "wannierberri": wannierberri.__version__, "numpy": np.__version__, "cpu_count": os.cpu_count()}
+        meta = {
+            "omegas": args.omegas,
+            "eta_eV": ETA,
+            "kBT_eV": KBT,
+            "smearing": "lorentzian",
+            "repeat": args.repeat,
+            "threads": 1,
+            "xla_flags": os.environ["XLA_FLAGS"],
+            "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "wannierberri": wannierberri.__version__,
+            "numpy": np.__version__,
+            "cpu_count": os.cpu_count(),
+        }
         args.json.write_text(json.dumps({"settings": meta, "rows": rows}, indent=2))
     if not spectra_ok:
         print(f"spectra disagree beyond rtol {args.rtol}: the timings do not compare the same computation", file=sys.stderr)

@@ -55,7 +55,7 @@ def main(nk: int = 12) -> None:
             )
             spectra[mode] = sigma * 1e6  # µA/V²
             xyz = np.max(np.abs(sigma[comps.index((0, 1, 2))]))
-            forbidden = max(np.max(np.abs(row)) for c, row in zip(comps, sigma) if c not in ALLOWED)
+            forbidden = max(np.max(np.abs(row)) for c, row in zip(comps, sigma, strict=False) if c not in ALLOWED)
             print(
                 f"position matrix {mode}: {time.perf_counter() - start:.1f} s; max|σ^xyz| = {xyz * 1e6:.2f} µA/V², "
                 f"max forbidden = {forbidden * 1e6:.3g} µA/V² ({forbidden / xyz:.1e} of it)"
@@ -63,11 +63,11 @@ def main(nk: int = 12) -> None:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.0))
     for mode, style in (("full", "-"), ("diagonal", "--")):
         s = spectra[mode]
-        for comp, color in zip(sorted(ALLOWED), ("C0", "C1", "C2")):
+        for comp, color in zip(sorted(ALLOWED), ("C0", "C1", "C2"), strict=False):
             ax.plot(
                 omega, s[comps.index(comp)], color=color, linestyle=style, label=f"σ^{''.join('xyz'[i] for i in comp)}, {mode}"
             )
-        forbidden = np.max(np.abs([row for c, row in zip(comps, s) if c not in ALLOWED]), axis=0)
+        forbidden = np.max(np.abs([row for c, row in zip(comps, s, strict=False) if c not in ALLOWED]), axis=0)
         bx.semilogy(omega, np.abs(s[comps.index((0, 1, 2))]), color="C0", linestyle=style, label=f"|σ^xyz|, {mode}")
         bx.semilogy(omega, forbidden, color="C3", linestyle=style, label=f"max forbidden, {mode}")
     ax.axhline(0.0, color="0.6", linewidth=0.8)

@@ -32,10 +32,25 @@ def _cases():
     omega = np.linspace(0.5, 8.0, 50)
     tri = triangular()
     return {
-        "hall_haldane": (haldane(M=0.1, phi=1.0), hd.kmesh(60, 2), lambda m, k, p: hd.sigma_xy(m, p, k, beta=5.0, filling=0.5), True),
+        "hall_haldane": (
+            haldane(M=0.1, phi=1.0),
+            hd.kmesh(60, 2),
+            lambda m, k, p: hd.sigma_xy(m, p, k, beta=5.0, filling=0.5),
+            True,
+        ),
         "hall_triangular": (tri, hd.kmesh(36, 2), lambda m, k, p: hd.sigma_xy(m, p, k, beta=2.0, filling=0.5), True),
-        "shift_hbn": (hbn(), hd.kmesh(48, 2), lambda m, k, p: hd.shift_conductivity(m, p, k, omega, components="yyy", beta=100.0, filling=0.5, eta=0.05).sigma, False),
-        "photocurrent_kondo24": (kondo_chain(), hd.kmesh(64, 1), lambda m, k, p: hd.photocurrent(m, p, k, beta=38.68, filling=0.5)["total"], True),
+        "shift_hbn": (
+            hbn(),
+            hd.kmesh(48, 2),
+            lambda m, k, p: hd.shift_conductivity(m, p, k, omega, components="yyy", beta=100.0, filling=0.5, eta=0.05).sigma,
+            False,
+        ),
+        "photocurrent_kondo24": (
+            kondo_chain(),
+            hd.kmesh(64, 1),
+            lambda m, k, p: hd.photocurrent(m, p, k, beta=38.68, filling=0.5)["total"],
+            True,
+        ),
     }
 
 
@@ -69,7 +84,9 @@ def main(out_path: str | None) -> int:
         grad = _evaluate(cpu_grad, case)[1]
         reference[name] = (value, grad)
 
-    os.environ["HAMDESIGN_DEVICE"] = os.environ.get("GPU_CHECK_DEVICE", "gpu")  # read by the jax and torch adapters when first loaded
+    os.environ["HAMDESIGN_DEVICE"] = os.environ.get(
+        "GPU_CHECK_DEVICE", "gpu"
+    )  # read by the jax and torch adapters when first loaded
     report = {"agreement": {}, "timing": [], "devices": {}}
     worst = 0.0
     for backend in ("jax", "torch"):
@@ -87,11 +104,22 @@ def main(out_path: str | None) -> int:
 
     from hamdesign.bench import _design_step_case, _hall_case, _photocurrent_case, _shift_case, run_benchmarks
 
-    sizes = (_hall_case(100), _hall_case(200), _shift_case(100), _shift_case(200), _photocurrent_case(64), _photocurrent_case(1024), _design_step_case("photovoltaic"))
+    sizes = (
+        _hall_case(100),
+        _hall_case(200),
+        _shift_case(100),
+        _shift_case(200),
+        _photocurrent_case(64),
+        _photocurrent_case(1024),
+        _design_step_case("photovoltaic"),
+    )
     t0 = time.perf_counter()
     rows = run_benchmarks(["jax", "torch"], repeat=5, cases=sizes)
     for row in rows:
-        print(f"{row['case']:32s} {row['backend']:6s} median {1e3 * row['median_s']:9.2f} ms   warm-up {row['warmup_s']:.2f} s", flush=True)
+        print(
+            f"{row['case']:32s} {row['backend']:6s} median {1e3 * row['median_s']:9.2f} ms   warm-up {row['warmup_s']:.2f} s",
+            flush=True,
+        )
     report["timing"] = rows
     report["timing_wall_s"] = time.perf_counter() - t0
     report["worst_relative_difference"] = worst

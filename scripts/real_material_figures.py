@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import hamdesign as hd
+import numpy as np
 from hamdesign.backend import use_backend
 from hamdesign.io import load_model
 from hamdesign.observables.hall import anomalous_hall_conductivity
@@ -36,12 +35,19 @@ def main(nk: int = 16) -> None:
             model = load_model(str(DATA / "Fe_tb.dat.gz"), ws_distance=ws)
             for mode in ("diagonal", "full") if ws else ("diagonal",):
                 start = time.perf_counter()
-                curves[(ws, mode)] = np.asarray(anomalous_hall_conductivity(model, None, kfrac, beta=1 / 0.02, mu=mus, position_matrix=mode))
-                print(f"MDRS {'on' if ws else 'off'}, position matrix {mode}: {time.perf_counter() - start:.1f} s, "
-                      f"σ_xy(18.0 eV) = {np.interp(18.0, mus, curves[(ws, mode)][:, 2]):.1f} S/cm")
+                curves[(ws, mode)] = np.asarray(
+                    anomalous_hall_conductivity(model, None, kfrac, beta=1 / 0.02, mu=mus, position_matrix=mode)
+                )
+                print(
+                    f"MDRS {'on' if ws else 'off'}, position matrix {mode}: {time.perf_counter() - start:.1f} s, "
+                    f"σ_xy(18.0 eV) = {np.interp(18.0, mus, curves[(ws, mode)][:, 2]):.1f} S/cm"
+                )
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    styles = {(True, "full"): ("C0", "-", "MDRS, full position matrix"), (True, "diagonal"): ("C1", "--", "MDRS, diagonal (TB)"),
-              (False, "diagonal"): ("C2", ":", "no MDRS, diagonal")}
+    styles = {
+        (True, "full"): ("C0", "-", "MDRS, full position matrix"),
+        (True, "diagonal"): ("C1", "--", "MDRS, diagonal (TB)"),
+        (False, "diagonal"): ("C2", ":", "no MDRS, diagonal"),
+    }
     for key, (color, line, label) in styles.items():
         ax.plot(mus, curves[key][:, 2], color=color, linestyle=line, label=label)
     ax.axhline(0.0, color="0.6", linewidth=0.8)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from hamdesign.bench import Case, run_benchmarks
 
 MESHES = (16, 32, 64, 128, 256)

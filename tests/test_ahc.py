@@ -40,7 +40,9 @@ def wannierberri_ahc(model, tmp_path, monkeypatch, nk: int, mus):
     system = wannierberri.system.System_R.from_tb_dat(tb_file=str(tb), silent=True)
     grid = wannierberri.Grid(system, NKdiv=1, NKFFT=(nk, nk, nk), use_symmetry=False)
     calc = {"ahc": calculators.static.AHC(Efermi=np.asarray(mus), save_mode="none", kwargs_formula={"external_terms": False})}
-    result = wannierberri.run(system, grid, calc, parallel=False, use_irred_kpt=False, symmetrize=False, print_progress_step_time=1e9)
+    result = wannierberri.run(
+        system, grid, calc, parallel=False, use_irred_kpt=False, symmetrize=False, print_progress_step_time=1e9
+    )
     return result.results["ahc"].data * 0.01  # S/m → S/cm
 
 
@@ -65,7 +67,9 @@ def test_fermi_scan_equals_one_evaluation_per_level(backend):
     np.testing.assert_allclose(scan, single, rtol=1e-12, atol=1e-12 * np.abs(single).max())
     sheet = backend.to_numpy(sigma_xy(model, None, k, beta=20.0, mu=mus))
     assert sheet.shape == (3,)
-    np.testing.assert_allclose(sheet, [float(backend.to_numpy(sigma_xy(model, None, k, beta=20.0, mu=float(m)))) for m in mus], rtol=1e-12)
+    np.testing.assert_allclose(
+        sheet, [float(backend.to_numpy(sigma_xy(model, None, k, beta=20.0, mu=float(m)))) for m in mus], rtol=1e-12
+    )
 
 
 def test_scan_in_small_chunks_equals_one_chunk(numpy_backend, monkeypatch):

@@ -23,16 +23,25 @@ def _public_objectives():
     bulk = random_model(3, dim=3, seed=2)
     return {
         "sigma_xy": (hal, hal.default_params, lambda p: hd.sigma_xy(hal, p, hd.kmesh(12, 2), beta=5.0, filling=0.5)),
-        "ahc": (bulk, bulk.default_params, lambda p: anomalous_hall_conductivity(bulk, p, hd.kmesh(3, 3), beta=5.0, mu=np.array([0.1]))[0, 2]),
+        "ahc": (
+            bulk,
+            bulk.default_params,
+            lambda p: anomalous_hall_conductivity(bulk, p, hd.kmesh(3, 3), beta=5.0, mu=np.array([0.1]))[0, 2],
+        ),
         "shift": (
             boron,
             boron.default_params,
-            lambda p: hd.shift_conductivity(boron, p, hd.kmesh(8, 2), [3.0, 4.0], components="yyy", beta=30.0, filling=0.5, eta=0.2).sigma[0, 1],
+            lambda p: hd.shift_conductivity(
+                boron, p, hd.kmesh(8, 2), [3.0, 4.0], components="yyy", beta=30.0, filling=0.5, eta=0.2
+            ).sigma[0, 1],
         ),
         "injection": (
             chain,
             chain.default_params,
-            lambda p: hd.injection_rate(chain, p, hd.kmesh(8, 1), [1.0], components="xxx", beta=30.0, filling=0.5, eta=0.2).eta[0, 0] * 1e-12,
+            lambda p: (
+                hd.injection_rate(chain, p, hd.kmesh(8, 1), [1.0], components="xxx", beta=30.0, filling=0.5, eta=0.2).eta[0, 0]
+                * 1e-12
+            ),
         ),
         "photocurrent": (
             chain,

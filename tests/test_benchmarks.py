@@ -44,7 +44,10 @@ def test_the_grid_covers_every_model_and_stage():
     assert {c.name.split(":")[0] for c in cases} == set(bench_models.GRID_STAGES)
     # σ_xy needs 2D/3D, the photocurrent eV and Å, the design step a preset
     assert "hall_value:kondo_chain" not in {c.name for c in cases}
-    assert {c.name for c in cases if c.name.startswith("photocurrent")} == {"photocurrent_value_and_grad:kondo_chain", "photocurrent_value_and_grad:random3d16"}
+    assert {c.name for c in cases if c.name.startswith("photocurrent")} == {
+        "photocurrent_value_and_grad:kondo_chain",
+        "photocurrent_value_and_grad:random3d16",
+    }
 
 
 def test_peak_memory_benchmark_runs_the_largest_mesh():
@@ -59,11 +62,17 @@ def test_peak_memory_benchmark_runs_the_largest_mesh():
     bench.peakmem_stage("numpy", "haldane", "shift_spectrum")
     with use_backend("numpy") as be:
         measured = block(be, bench.fn(*bench.args))
-        spectra = {size: block(be, (lambda fn, args: fn(*args))(*grid_case("shift_spectrum", "haldane", size).build(be))) for size in ("small", "large")}
+        spectra = {
+            size: block(be, (lambda fn, args: fn(*args))(*grid_case("shift_spectrum", "haldane", size).build(be)))
+            for size in ("small", "large")
+        }
     assert np.max(np.abs(spectra["large"])) > 0
     np.testing.assert_array_equal(measured, spectra["large"])  # the 200×200 mesh, not a smaller one
     assert not np.array_equal(measured, spectra["small"])
-    for backend, model, stage in (("numpy", "haldane", "hall_value_and_grad"), ("autograd", "kondo_chain", "hall_value_and_grad")):
+    for backend, model, stage in (
+        ("numpy", "haldane", "hall_value_and_grad"),
+        ("autograd", "kondo_chain", "hall_value_and_grad"),
+    ):
         with pytest.raises(NotImplementedError):  # no gradient on numpy; no σ_xy for a 1D chain
             bench.setup(backend, model, stage)
 
@@ -77,7 +86,9 @@ def test_random3d16_is_a_3d_model_without_inversion_symmetry():
     model = random3d16()
     assert model.dim == 3 and model.nband == 16
     with use_backend("numpy"):
-        sigma = hd.shift_conductivity(model, None, hd.kmesh(4, 3), [1.0, 2.0], components="xxx", beta=10.0, filling=0.5, eta=0.1).sigma
+        sigma = hd.shift_conductivity(
+            model, None, hd.kmesh(4, 3), [1.0, 2.0], components="xxx", beta=10.0, filling=0.5, eta=0.1
+        ).sigma
     assert np.max(np.abs(np.asarray(sigma))) > 0
 
 

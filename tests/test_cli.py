@@ -76,7 +76,9 @@ def test_fixed_mu_on_every_backend(name):
 
 def test_evaluate_reference_tb_dat_gives_six():
     path = DATA / "triangular_optimum_tb.dat"
-    result = runner.invoke(app, ["--backend", "numpy", "evaluate", str(path), "--nk", "48", "--beta", "200", "--filling", "0.5", "--json"])
+    result = runner.invoke(
+        app, ["--backend", "numpy", "evaluate", str(path), "--nk", "48", "--beta", "200", "--filling", "0.5", "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["sigma_xy"] == pytest.approx(6.0, abs=0.02)
@@ -86,13 +88,19 @@ def test_evaluate_reference_tb_dat_gives_six():
 def test_temperature_options_and_params(tmp_path):
     params = tmp_path / "p.json"
     params.write_text(json.dumps({"M": 2.0}))  # trivial phase: |M| > 3√3 t2
-    result = runner.invoke(app, ["--backend", "numpy", "evaluate", "haldane", "--nk", "30", "--temperature", "0.005", "--params", str(params), "--json"])
+    result = runner.invoke(
+        app,
+        ["--backend", "numpy", "evaluate", "haldane", "--nk", "30", "--temperature", "0.005", "--params", str(params), "--json"],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["beta"] == pytest.approx(200.0)
     assert data["parameters"]["M"] == 2.0
     assert abs(data["sigma_xy"]) < 1e-6
-    result = runner.invoke(app, ["--backend", "numpy", "evaluate", "hbn", "--nk", "12", "--temperature", "300", "--kelvin", "--json", "--set", "M=0.5"])
+    result = runner.invoke(
+        app,
+        ["--backend", "numpy", "evaluate", "hbn", "--nk", "12", "--temperature", "300", "--kelvin", "--json", "--set", "M=0.5"],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["beta"] == pytest.approx(1 / (8.617333262e-5 * 300), rel=1e-6)
 
@@ -108,7 +116,6 @@ def test_backends_and_models_commands():
     models = runner.invoke(app, ["models", "--json"])
     assert models.exit_code == 0
     assert {m["name"] for m in json.loads(models.stdout)["models"]} >= {"haldane", "hbn"}
-
 
 
 def test_backends_report_the_installed_distribution_versions():
@@ -136,6 +143,7 @@ def test_autograd_version_falls_back_without_distribution_metadata(monkeypatch):
     monkeypatch.setattr(adapter, "_distribution_version", missing)
     assert adapter._autograd_version() == getattr(adapter._autograd, "__version__", "unknown")
 
+
 def test_human_readable_output():
     result = runner.invoke(app, ["--backend", "numpy", "evaluate", "haldane", "--nk", "30", "--beta", "100"])
     assert result.exit_code == 0, result.output
@@ -144,7 +152,10 @@ def test_human_readable_output():
 
 @pytest.mark.parametrize(
     ("model", "label", "count"),
-    [("haldane", "global gap above band 1 (t1)", 1), (str(DATA / "triangular_optimum_tb.dat"), "global gaps above bands 1…3 (eV)", 3)],
+    [
+        ("haldane", "global gap above band 1 (t1)", 1),
+        (str(DATA / "triangular_optimum_tb.dat"), "global gaps above bands 1…3 (eV)", 3),
+    ],
 )
 def test_hall_table_names_which_gaps_and_their_unit(model, label, count):
     """The gap row says which gaps (above which bands) and in which unit, not just "band gaps"."""
@@ -182,9 +193,10 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message):
     "content, suffix, message",
     [
         ("this is [not toml", ".toml", "model.toml"),
-        ('[lattice]\nvectors = [[1.0, 0.0], [2.0, 0.0]]\n[[orbitals]]\nposition = [0, 0]\n', ".toml", "singular"),
+        ("[lattice]\nvectors = [[1.0, 0.0], [2.0, 0.0]]\n[[orbitals]]\nposition = [0, 0]\n", ".toml", "singular"),
         (
-            '[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = [0]\n[[hoppings]]\nfrom = 0\nto = 0\nR = [0]\namplitude = [0.0, 1.0]\n',
+            "[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = "
+            "[0]\n[[hoppings]]\nfrom = 0\nto = 0\nR = [0]\namplitude = [0.0, 1.0]\n",
             ".toml",
             "not real",
         ),
@@ -228,7 +240,9 @@ def test_bench_command_runs_one_case():
 
 
 def test_bench_grid_prints_stages_by_model():
-    result = runner.invoke(app, ["bench", "--grid", "--backends", "numpy,autograd", "--case", "triangular", "--repeat", "1"], env={"COLUMNS": "200"})
+    result = runner.invoke(
+        app, ["bench", "--grid", "--backends", "numpy,autograd", "--case", "triangular", "--repeat", "1"], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     for stage in ("hamiltonian", "eigh", "hall_value", "hall_value_and_grad", "shift_spectrum", "design_step"):
         assert stage in result.stdout

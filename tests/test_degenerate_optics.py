@@ -126,8 +126,8 @@ def test_spin_doubled_model_gives_twice_the_response(sc_eta, position_matrix):
     omega = [1.0, 2.0, 3.0]
     for fn in (shift_conductivity, lambda *a, **k: injection_rate(*a, part="imag", **k)):
         key = "sigma" if fn is shift_conductivity else "eta"
-        one = numpy_values(lambda: getattr(fn(single, None, k, omega, components=ALL3, **kw), key))
-        two = numpy_values(lambda: getattr(fn(doubled, None, k, omega, components=ALL3, **kw), key))
+        one = numpy_values(lambda fn=fn, key=key: getattr(fn(single, None, k, omega, components=ALL3, **kw), key))
+        two = numpy_values(lambda fn=fn, key=key: getattr(fn(doubled, None, k, omega, components=ALL3, **kw), key))
         assert np.max(np.abs(one)) > 0
         np.testing.assert_allclose(two, 2 * one, rtol=0, atol=1e-10 * np.max(np.abs(one)))
     rate = numpy_values(lambda: injection_rate(single, None, k, omega, components=ALL3, **kw).eta)
@@ -189,9 +189,9 @@ def test_each_component_alone_equals_the_same_component_in_all(gaas):
     k = hd.kmesh(4, 3)
     together = numpy_values(lambda: shift_conductivity(model, None, k, GAAS_OMEGA, components=ALL3, **gaas_settings(mu)).sigma)
     for name in ("yzx", "xyz", "xxx", "zxy"):
-        alone = numpy_values(lambda: shift_conductivity(model, None, k, GAAS_OMEGA, components=name, **gaas_settings(mu)).sigma)[
-            0
-        ]
+        alone = numpy_values(
+            lambda name=name: shift_conductivity(model, None, k, GAAS_OMEGA, components=name, **gaas_settings(mu)).sigma
+        )[0]
         a, b, c = parse_components(name)[0]
         row = ALL3.index((a, min(b, c), max(b, c)))
         np.testing.assert_allclose(alone, together[row], rtol=0, atol=1e-12 * np.max(np.abs(together)))
@@ -263,7 +263,7 @@ def test_gaas_point_group_and_why_sc_eta(gaas):
     xyz = sigma[ALL3.index((0, 1, 2))]
     scale = np.max(np.abs(xyz))
     assert scale > 1e-5  # A/V²: tens of µA/V²
-    forbidden = [row for comp, row in zip(ALL3, sigma) if comp not in allowed]
+    forbidden = [row for comp, row in zip(ALL3, sigma, strict=False) if comp not in allowed]
     assert max(np.max(np.abs(row)) for row in forbidden) < 2e-3 * scale
     np.testing.assert_allclose(sigma[ALL3.index((1, 0, 2))], xyz, rtol=0, atol=1e-4 * scale)
     np.testing.assert_allclose(sigma[ALL3.index((2, 0, 1))], xyz, rtol=0, atol=2e-2 * scale)

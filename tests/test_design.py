@@ -49,7 +49,9 @@ def test_tied_parameters_share_one_variable(numpy_backend):
     values = par.physical_values(par.initial(3))
     assert len({round(values[f"t2_{s}{k}"], 14) for s in "AB" for k in range(3)}) == 1
     with pytest.raises(Exception, match="share the same map"):
-        Parametrization.build(m, {"t2_A0": ParamMap("magnitude", max=1.0, tie="x"), "t2_A1": ParamMap("magnitude", max=2.0, tie="x")})
+        Parametrization.build(
+            m, {"t2_A0": ParamMap("magnitude", max=1.0, tie="x"), "t2_A1": ParamMap("magnitude", max=2.0, tie="x")}
+        )
 
 
 # ---------------------------------------------------------------------------------- optimizers and schedules
@@ -133,7 +135,15 @@ def test_non_finite_objective_stops_and_keeps_checkpoint(tmp_path):
             return xp.sum(theta * theta) * float("nan"), {}
 
         with pytest.raises(NonFiniteError, match="non-finite objective at step 0"):
-            minimise(objective, np.ones(2), steps=5, optimizer=rmsprop(), learning_rate=lambda s: 0.1, beta=lambda s: 1.0, checkpoint=tmp_path / "c.npz")
+            minimise(
+                objective,
+                np.ones(2),
+                steps=5,
+                optimizer=rmsprop(),
+                learning_rate=lambda s: 0.1,
+                beta=lambda s: 1.0,
+                checkpoint=tmp_path / "c.npz",
+            )
         state, _ = load_checkpoint(tmp_path / "c.npz")
         assert state.step == 0 and np.all(state.theta == 1.0)
 
@@ -204,7 +214,9 @@ def test_design_command_writes_a_complete_result_folder(tmp_path):
     config = tmp_path / "small.toml"
     config.write_text(tomli_w.dumps(cfg))
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["--backend", "autograd", "design", str(config), "--out", str(out), "--seeds", "0:2", "--json"])
+    result = CliRunner().invoke(
+        app, ["--backend", "autograd", "design", str(config), "--out", str(out), "--seeds", "0:2", "--json"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["seeds"] == [0, 1] and summary["quantity"] == "sigma_xy"
@@ -289,5 +301,13 @@ def test_photovoltaic_design_grows_current_and_is_noncoplanar():
         ev = run.evaluate(run.run(0).theta)
     assert abs(ev["current_density"]) > 100 * abs(start)
     assert abs(ev["scalar_chirality"]) > 0.05  # noncoplanar
-    for key in ("tau_s", "transverse_measure", "spectrum", "polarisation", "normalisation", "shift_current_density", "injection_current_density"):
+    for key in (
+        "tau_s",
+        "transverse_measure",
+        "spectrum",
+        "polarisation",
+        "normalisation",
+        "shift_current_density",
+        "injection_current_density",
+    ):
         assert key in ev

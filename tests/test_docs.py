@@ -42,9 +42,21 @@ def test_docs_build_with_mkdocs_strict(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=root, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
-    for page in ("index.html", "tutorials/haldane/index.html", "tutorials/triangular/index.html", "tutorials/photovoltaic/index.html", "theory/index.html"):
+    for page in (
+        "index.html",
+        "tutorials/haldane/index.html",
+        "tutorials/triangular/index.html",
+        "tutorials/photovoltaic/index.html",
+        "theory/index.html",
+    ):
         assert (tmp_path / "site" / page).stat().st_size > 1000
     for image in (root / "docs" / "images" / "tutorials").glob("*.png"):
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 10_000

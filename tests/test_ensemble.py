@@ -44,7 +44,9 @@ def _tiny(steps: int = 3, nk: int = 6) -> dict:
 
 def _run(out: Path, executor: Executor | None = None, seeds=SEEDS, **kwargs) -> dict:
     kwargs.setdefault("config", _tiny())
-    return run_ensemble(kwargs.pop("config"), seeds, out_dir=out, executor=executor, backend="autograd", figures=False, label="tiny", **kwargs)
+    return run_ensemble(
+        kwargs.pop("config"), seeds, out_dir=out, executor=executor, backend="autograd", figures=False, label="tiny", **kwargs
+    )
 
 
 def _variables(folder: Path) -> np.ndarray:
@@ -222,7 +224,20 @@ def test_cli_sweep_on_a_process_pool_then_resume_reruns_nothing(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text(tomli_w.dumps(_tiny(steps=2)))
     out = tmp_path / "S"
-    first = _cli(config, "--seeds", "0:2", "--sweep", "temperature.end=-1,-0.5", "--executor", "process", "--workers", "2", "--no-figures", "--out", out)
+    first = _cli(
+        config,
+        "--seeds",
+        "0:2",
+        "--sweep",
+        "temperature.end=-1,-0.5",
+        "--executor",
+        "process",
+        "--workers",
+        "2",
+        "--no-figures",
+        "--out",
+        out,
+    )
     assert first.exit_code == 0, first.output
     summary = json.loads((out / "ensemble.json").read_text())
     assert summary["finished"] == 4 and summary["plan"]["sweep"] == {"temperature.end": [-1, -0.5]}
@@ -256,8 +271,16 @@ def test_cli_bad_executor_or_sweep_is_one_line_exit_2(tmp_path, args, message):
 def test_the_summary_of_runs_that_all_agree():
     """A quantised σ_xy: every run gives 6 to round-off; the histogram still has somewhere to put them."""
     records = [
-        {"point": {}, "seed": s, "folder": f"seed_{s:03d}", "status": "ok", "quantity": "sigma_xy", "value": 6.0 + 1e-13 * s,
-         "final_loss": -6.0, "chern_lattice": None}
+        {
+            "point": {},
+            "seed": s,
+            "folder": f"seed_{s:03d}",
+            "status": "ok",
+            "quantity": "sigma_xy",
+            "value": 6.0 + 1e-13 * s,
+            "final_loss": -6.0,
+            "chern_lattice": None,
+        }
         for s in range(5)
     ] + [{"point": {}, "seed": 5, "folder": "seed_005", "status": "pending"}]
     summary = ensemble.summarise(records, goal="maximize")

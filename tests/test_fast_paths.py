@@ -90,8 +90,17 @@ def test_closed_form_eigh_leaves_observables_unchanged(backend, monkeypatch, two
 
 @pytest.mark.parametrize(
     ("shape_a", "shape_b"),
-    [((50, 2, 2), (50, 2, 2)), ((50, 3, 3), (50, 3, 3)), ((50, 8, 8), (50, 8, 8)), ((50, 9, 9), (50, 9, 9)),
-     ((50, 2, 2), (2, 2)), ((4, 50, 2, 2), (4, 50, 2, 2)), ((50, 7), (7, 4)), ((50, 20), (20, 4)), ((50, 2, 3), (50, 3, 2))],
+    [
+        ((50, 2, 2), (50, 2, 2)),
+        ((50, 3, 3), (50, 3, 3)),
+        ((50, 8, 8), (50, 8, 8)),
+        ((50, 9, 9), (50, 9, 9)),
+        ((50, 2, 2), (2, 2)),
+        ((4, 50, 2, 2), (4, 50, 2, 2)),
+        ((50, 7), (7, 4)),
+        ((50, 20), (20, 4)),
+        ((50, 2, 3), (50, 3, 2)),
+    ],
 )
 def test_adapter_matmul_matches_the_library(backend, shape_a, shape_b):
     rng = np.random.default_rng(1)
@@ -115,7 +124,7 @@ def test_adapter_matmul_gradient_matches_the_library(ad_backend):
     p = ad_backend.asarray(np.array([0.3, -0.7]))
     fast = ad_backend.value_and_grad(lambda q: loss(q, ad_backend.matmul))(p)
     library = ad_backend.value_and_grad(lambda q: loss(q, xp.matmul))(p)
-    for x, y in zip(fast, library):
+    for x, y in zip(fast, library, strict=False):
         assert np.allclose(ad_backend.to_numpy(x), ad_backend.to_numpy(y), rtol=1e-13)
 
 
@@ -183,7 +192,14 @@ def test_two_band_curvature_is_finite_at_a_band_touching(ad_backend, monkeypatch
 
 @pytest.mark.parametrize(
     ("model_case", "filling", "beta"),
-    [("haldane", 0.5, 5.0), ("haldane", 0.5, 1e4), ("metal", 0.5, 30.0), ("metal", 0.5, 1e4), ("metal", 0.3, 30.0), ("metal", 1 / 3, 200.0)],
+    [
+        ("haldane", 0.5, 5.0),
+        ("haldane", 0.5, 1e4),
+        ("metal", 0.5, 30.0),
+        ("metal", 0.5, 1e4),
+        ("metal", 0.3, 30.0),
+        ("metal", 1 / 3, 200.0),
+    ],
 )
 def test_chemical_potential_matches_root_finding(numpy_backend, model_case, filling, beta):
     optimize = require_module("scipy.optimize")
@@ -229,7 +245,9 @@ def test_same_results_across_backends_with_all_fast_paths():
     results = {}
     for name in ("jax", "torch", "autograd"):
         with on_backend(name) as be:
-            value, grad = be.value_and_grad(lambda q: hd.sigma_xy(model, q, k, beta=5.0, filling=0.5))(be.asarray(model.default_params))
+            value, grad = be.value_and_grad(lambda q: hd.sigma_xy(model, q, k, beta=5.0, filling=0.5))(
+                be.asarray(model.default_params)
+            )
             results[name] = (float(be.to_numpy(value)), be.to_numpy(grad))
     for name in ("torch", "autograd"):
         assert results[name][0] == pytest.approx(results["jax"][0], rel=1e-12)

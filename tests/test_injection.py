@@ -26,11 +26,11 @@ def eta_np(model, nk, omega, components, params=None, **kw):
 
 def time_reversed(model):
     """Parameters of the model with every hopping conjugated: H'(k) = H(−k)* (random_model's '…i' entries)."""
-    return np.array([-v if n.endswith("i") else v for n, v in zip(model.parameter_names, model.default_params)])
+    return np.array([-v if n.endswith("i") else v for n, v in zip(model.parameter_names, model.default_params, strict=False)])
 
 
 def real_hoppings(model):
-    return np.array([0.0 if n.endswith("i") else v for n, v in zip(model.parameter_names, model.default_params)])
+    return np.array([0.0 if n.endswith("i") else v for n, v in zip(model.parameter_names, model.default_params, strict=False)])
 
 
 def test_vanishes_with_time_reversal_and_flips_under_it(numpy_backend):

@@ -109,11 +109,22 @@ def _broken_hr(tmp_path, edit):
     [
         ("this is [not toml", "not valid TOML"),
         ("[[orbitals]]\nposition = [0]\n", r"missing \[lattice\]"),
-        ('[lattice]\nvectors = [[1.0, 0.0], [2.0, 0.0]]\n[[orbitals]]\nposition = [0, 0]\n', "singular"),
-        ('[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = [0]\n[[hoppings]]\nfrom = 0\nto = 0\nR = [0]\namplitude = [0.0, 1.0]\n', "not real"),
-        ('[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = [0]\n[[hoppings]]\nfrom = "Q"\nto = 0\nR = [1]\namplitude = 1\n', "unknown orbital 'Q'"),
-        ('[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = [0]\n[[hoppings]]\nfrom = 0\nto = 0\nR = [1]\n', "amplitude: missing"),
-        ('colour = 3\n[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = [0]\n', "unknown key 'colour'"),
+        ("[lattice]\nvectors = [[1.0, 0.0], [2.0, 0.0]]\n[[orbitals]]\nposition = [0, 0]\n", "singular"),
+        (
+            "[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = "
+            "[0]\n[[hoppings]]\nfrom = 0\nto = 0\nR = [0]\namplitude = [0.0, 1.0]\n",
+            "not real",
+        ),
+        (
+            "[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = [0]\n"
+            '[[hoppings]]\nfrom = "Q"\nto = 0\nR = [1]\namplitude = 1\n',
+            "unknown orbital 'Q'",
+        ),
+        (
+            "[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = [0]\n[[hoppings]]\nfrom = 0\nto = 0\nR = [1]\n",
+            "amplitude: missing",
+        ),
+        ("colour = 3\n[lattice]\nvectors = [[1.0]]\n[[orbitals]]\nposition = [0]\n", "unknown key 'colour'"),
     ],
 )
 def test_malformed_model_files(tmp_path, content, message):

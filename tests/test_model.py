@@ -24,7 +24,7 @@ def test_h_is_exactly_hermitian(backend, dim):
 
 def _bloch_sum_by_hand(m: TightBinding, kfrac: np.ndarray) -> np.ndarray:
     """H_ij(k) = Σ t_ij(R) e^{ik·(R+τ_j−τ_i)} + h.c., one bond at a time (the definition)."""
-    vals = dict(zip(m.parameter_names, m.default_params))
+    vals = dict(zip(m.parameter_names, m.default_params, strict=False))
     kc = m.lattice.cartesian_k(kfrac)
     out = np.zeros((len(kfrac), m.norb, m.norb), complex)
     for hop in m.hoppings:

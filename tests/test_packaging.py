@@ -20,7 +20,18 @@ def test_editable_install_maps_backends_into_the_package():
 @pytest.mark.wheel
 def test_wheel_installs_and_runs(tmp_path):
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            "-q",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -170,7 +170,9 @@ def test_degenerate_point_takes_the_limit_from_neighbouring_k(numpy_backend):
     assert at == pytest.approx(0.5 * (left + right), rel=1e-6)
     for name in AUTODIFF:
         with use_backend(name) as be:
-            assert float(be.to_numpy(photocurrent(m, None, k, beta=20.0, filling=0.5)["injection"])) == pytest.approx(at, rel=1e-10)
+            assert float(be.to_numpy(photocurrent(m, None, k, beta=20.0, filling=0.5)["injection"])) == pytest.approx(
+                at, rel=1e-10
+            )
 
 
 @pytest.mark.parametrize("spectrum", ["blackbody5500", "am15g"])

@@ -42,7 +42,9 @@ def wannierberri_ahc(seed: str, tmp_path: Path, monkeypatch, *, nk: int, mus, ws
         system.do_ws_dist(mp_grid=MP_GRID[seed], ws_dist_tol=1e-5)
     grid = wannierberri.Grid(system, NKdiv=1, NKFFT=(nk, nk, nk), use_symmetry=False)
     calc = {"ahc": calculators.static.AHC(Efermi=np.asarray(mus), save_mode="none", kwargs_formula={"external_terms": external})}
-    result = wannierberri.run(system, grid, calc, parallel=False, use_irred_kpt=False, symmetrize=False, print_progress_step_time=1e9)
+    result = wannierberri.run(
+        system, grid, calc, parallel=False, use_irred_kpt=False, symmetrize=False, print_progress_step_time=1e9
+    )
     return result.results["ahc"].data * 0.01  # S/m → S/cm
 
 
@@ -57,7 +59,9 @@ def test_fe_ahc_matches_wannierberri(fe_models, ws, position_matrix, tmp_path, m
     mus = np.linspace(FE_FERMI_EV - 1.0, FE_FERMI_EV + 1.0, 5)
     reference = wannierberri_ahc("Fe", tmp_path, monkeypatch, nk=4, mus=mus, ws=ws, external=position_matrix == "full")
     with use_backend("numpy"):
-        ours = np.asarray(anomalous_hall_conductivity(fe_models[ws], None, hd.kmesh(4, 3), beta=1e9, mu=mus, position_matrix=position_matrix))
+        ours = np.asarray(
+            anomalous_hall_conductivity(fe_models[ws], None, hd.kmesh(4, 3), beta=1e9, mu=mus, position_matrix=position_matrix)
+        )
     assert np.max(np.abs(reference)) > 100.0
     np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-8 * np.max(np.abs(reference)))
 
@@ -66,7 +70,9 @@ def test_fe_mdrs_and_position_matrix_change_the_answer(fe_models):
     k = hd.kmesh(4, 3)
     with use_backend("numpy"):
         values = {
-            (ws, pm): np.asarray(anomalous_hall_conductivity(fe_models[ws], None, k, beta=1e9, mu=FE_FERMI_EV, position_matrix=pm))[2]
+            (ws, pm): np.asarray(
+                anomalous_hall_conductivity(fe_models[ws], None, k, beta=1e9, mu=FE_FERMI_EV, position_matrix=pm)
+            )[2]
             for ws in (True, False)
             for pm in ("diagonal", "full")
         }
@@ -82,7 +88,9 @@ def test_fe_sign_and_size_as_published(fe_models):
     (WannierBerri gives the same on the same mesh), so its magnetisation is not purely along z."""
     with use_backend("numpy"):
         yz, zx, xy = np.asarray(
-            anomalous_hall_conductivity(fe_models[True], None, hd.kmesh(16, 3), beta=1 / 0.02, mu=FE_FERMI_EV, position_matrix="full")
+            anomalous_hall_conductivity(
+                fe_models[True], None, hd.kmesh(16, 3), beta=1 / 0.02, mu=FE_FERMI_EV, position_matrix="full"
+            )
         )
     assert 500.0 < xy < 1000.0
 
@@ -122,12 +130,16 @@ def test_hall_is_unchanged_by_a_rotation_inside_degenerate_subspaces(monkeypatch
         def rotated(*args, **kwargs):
             energies, states, vb, wb = original(*args, **kwargs)
             e = np.asarray(energies)
-            labels = np.concatenate([np.zeros((e.shape[0], 1)), np.cumsum(np.diff(e, axis=1) > hall.HALL_DEGEN_THRESH, axis=1)], axis=1)
+            labels = np.concatenate(
+                [np.zeros((e.shape[0], 1)), np.cumsum(np.diff(e, axis=1) > hall.HALL_DEGEN_THRESH, axis=1)], axis=1
+            )
             unitary = np.zeros(states.shape, dtype=complex)
             for ik in range(e.shape[0]):
                 for label in np.unique(labels[ik]):
                     idx = np.nonzero(labels[ik] == label)[0]
-                    q, _ = np.linalg.qr(rng.standard_normal((len(idx), len(idx))) + 1j * rng.standard_normal((len(idx), len(idx))))
+                    q, _ = np.linalg.qr(
+                        rng.standard_normal((len(idx), len(idx))) + 1j * rng.standard_normal((len(idx), len(idx)))
+                    )
                     unitary[ik][np.ix_(idx, idx)] = q
             new_states = states @ unitary
             ud = np.conj(np.swapaxes(unitary, -1, -2))

@@ -20,7 +20,11 @@ from hamdesign.backend import use_backend
 from hamdesign.design import PRESETS
 from hamdesign.errors import MemoryBudgetError, ModelFileError
 
-FUZZ = settings(max_examples=int(os.environ.get("HAMDESIGN_FUZZ_EXAMPLES", "200")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("HAMDESIGN_FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _cli():
@@ -45,7 +49,9 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     config = _small_config(tmp_path)
     env = {**os.environ, "HAMDESIGN_BACKEND": "autograd"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([_cli(), "-q", "design", str(config), "--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [_cli(), "-q", "design", str(config), "--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     checkpoint = killed / "checkpoint.npz"
     deadline = time.time() + 120
     while time.time() < deadline and not checkpoint.exists():
@@ -58,10 +64,18 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
 
     state, _ = load_checkpoint(checkpoint)  # the checkpoint left behind is complete and readable
     assert 0 < state.step < 300
-    resumed = subprocess.run([_cli(), "-q", "design", str(config), "--resume", str(killed)], env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [_cli(), "-q", "design", str(config), "--resume", str(killed)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"took over the lock of pid {proc.pid}" in resumed.stderr  # the killed run's lock, recognised as stale
-    straight = subprocess.run([_cli(), "-q", "design", str(config), "--out", str(tmp_path / "straight")], env=env, capture_output=True, text=True, timeout=300)
+    straight = subprocess.run(
+        [_cli(), "-q", "design", str(config), "--out", str(tmp_path / "straight")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert straight.returncode == 0, straight.stderr
     a = json.loads((killed / "result.json").read_text())
     b = json.loads((tmp_path / "straight" / "result.json").read_text())
@@ -79,7 +93,13 @@ def test_oversized_mesh_is_refused_with_an_estimate():
 
     with use_backend("numpy"), pytest.raises(MemoryBudgetError, match=r"GiB.*smaller --nk"):
         sigma_xy(haldane(), None, kmesh((20000, 20000), 2), beta=1.0, mu=0.0)
-    out = subprocess.run([_cli(), "evaluate", "haldane", "--nk", "30000", "--beta", "1"], capture_output=True, text=True, timeout=120, env={**os.environ, "HAMDESIGN_BACKEND": "numpy"})
+    out = subprocess.run(
+        [_cli(), "evaluate", "haldane", "--nk", "30000", "--beta", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HAMDESIGN_BACKEND": "numpy"},
+    )
     assert out.returncode == 2 and "GiB" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
@@ -109,7 +129,9 @@ def _edge_case(case: str):
         model = TightBinding.build(Lattice(np.eye(3)), [[0.0, 0.0, 0.0]], hops, {"t": 1.0})
         k = hd.kmesh(4, 3)
     else:
-        model = TightBinding.build(Lattice(np.eye(2)), [[0, 0], [0.5, 0.5]], [(0, 0, (0, 0), "e"), (1, 1, (0, 0), "e")], {"e": 0.3})
+        model = TightBinding.build(
+            Lattice(np.eye(2)), [[0, 0], [0.5, 0.5]], [(0, 0, (0, 0), "e"), (1, 1, (0, 0), "e")], {"e": 0.3}
+        )
         k = hd.kmesh(6, 2)
     objectives = [lambda q: hd.shift_conductivity(model, q, k, [0.5, 1.5], components="xxx", eta=0.1, **kw).sigma[0, 0]]
     objectives.append(lambda q: hd.injection_rate(model, q, k, [0.5, 1.5], components="xxx", eta=0.1, **kw).eta[0, 1] * 1e-15)
@@ -151,7 +173,9 @@ def test_numerical_edge_cases_are_finite_on_every_backend(ad_backend, case):
 
 
 # ---------------------------------------------------------------------------------- fuzzing
-_scalar = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
+_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8)
+)
 
 
 def _containers(inner):
@@ -167,11 +191,26 @@ def _valid_model_dict():
         "lattice": {"vectors": [[1.0, 0.0], [0.0, 1.0]]},
         "parameters": {"t": 1.0},
         "orbitals": [{"position": [0.0, 0.0]}, {"position": [0.5, 0.5]}],
-        "hoppings": [{"from": 0, "to": 1, "R": [0, 0], "amplitude": "t"}, {"from": 0, "to": 0, "R": [1, 0], "amplitude": [0.1, 0.2]}],
+        "hoppings": [
+            {"from": 0, "to": 1, "R": [0, 0], "amplitude": "t"},
+            {"from": 0, "to": 0, "R": [1, 0], "amplitude": [0.1, 0.2]},
+        ],
     }
 
 
-_PATHS = [("lattice", "vectors"), ("lattice",), ("parameters",), ("orbitals",), ("hoppings",), ("hoppings", 0, "amplitude"), ("hoppings", 0, "R"), ("hoppings", 1, "from"), ("orbitals", 1, "position"), ("name",), ("extra",)]
+_PATHS = [
+    ("lattice", "vectors"),
+    ("lattice",),
+    ("parameters",),
+    ("orbitals",),
+    ("hoppings",),
+    ("hoppings", 0, "amplitude"),
+    ("hoppings", 0, "R"),
+    ("hoppings", 1, "from"),
+    ("orbitals", 1, "position"),
+    ("name",),
+    ("extra",),
+]
 
 
 @FUZZ
@@ -214,7 +253,19 @@ def test_fuzzed_model_file_text_never_crashes(tmp_path_factory, text):
         read_model_file(path)
 
 
-_CONFIG_PATHS = [("steps",), ("kmesh",), ("seeds",), ("objective", "goal"), ("objective", "mu"), ("optimizer", "learning_rate"), ("temperature", "start"), ("parameters", "M_*"), ("model",), ("evaluation", "beta"), ("init_scale",)]
+_CONFIG_PATHS = [
+    ("steps",),
+    ("kmesh",),
+    ("seeds",),
+    ("objective", "goal"),
+    ("objective", "mu"),
+    ("optimizer", "learning_rate"),
+    ("temperature", "start"),
+    ("parameters", "M_*"),
+    ("model",),
+    ("evaluation", "beta"),
+    ("init_scale",),
+]
 
 
 @FUZZ
@@ -249,9 +300,22 @@ def test_random_valid_haldane_models_give_finite_hall_values(values, nk):
 
 
 def test_cli_errors_for_fuzzed_files_are_one_line(tmp_path):
-    for i, text in enumerate(["[lattice]\nvectors = 3\n", "\x00\x01garbage", '{"lattice": {"vectors": [[1]]}, "orbitals": []}', "[[hoppings]]\nfrom = 0\n"]):
+    for i, text in enumerate(
+        [
+            "[lattice]\nvectors = 3\n",
+            "\x00\x01garbage",
+            '{"lattice": {"vectors": [[1]]}, "orbitals": []}',
+            "[[hoppings]]\nfrom = 0\n",
+        ]
+    ):
         path = tmp_path / f"bad{i}.{'json' if text.startswith('{') else 'toml'}"
         path.write_text(text)
-        out = subprocess.run([_cli(), "evaluate", str(path), "--beta", "1"], capture_output=True, text=True, timeout=120, env={**os.environ, "HAMDESIGN_BACKEND": "numpy"})
+        out = subprocess.run(
+            [_cli(), "evaluate", str(path), "--beta", "1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HAMDESIGN_BACKEND": "numpy"},
+        )
         assert out.returncode == 2, (text, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr

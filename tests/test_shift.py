@@ -169,7 +169,7 @@ def test_hbn_has_one_independent_in_plane_component(numpy_backend):
     """
     m = hbn()
     names = ["yyy", "yxx", "xxy", "xyx", "xxx", "xyy", "yxy", "yyx"]
-    s = dict(zip(names, sigma_np(m, 30, [2.5, 3.0, 4.0, 5.5], names, mu=0.0, beta=50.0, eta=0.15)))
+    s = dict(zip(names, sigma_np(m, 30, [2.5, 3.0, 4.0, 5.5], names, mu=0.0, beta=50.0, eta=0.15), strict=False))
     scale = np.max(np.abs(s["yyy"]))
     assert scale > 1e-6  # A/V²
     for name in ("yxx", "xxy", "xyx"):
@@ -185,7 +185,7 @@ def test_hbn_has_one_independent_in_plane_component(numpy_backend):
 def test_time_reversed_model_has_the_same_shift_current(numpy_backend):
     """H'(k) = H(−k)*: every hopping conjugated; the linear shift current is even under T."""
     model = random_model(3, dim=2, seed=5, onsite_spread=1.5)
-    flipped = np.array([-v if n.endswith("i") else v for n, v in zip(model.parameter_names, model.default_params)])
+    flipped = np.array([-v if n.endswith("i") else v for n, v in zip(model.parameter_names, model.default_params, strict=False)])
     comps = "xxx,xyy,yxx,yyy"
     s = sigma_np(model, 10, OMEGA, comps)
     s_t = sigma_np(model, 10, OMEGA, comps, params=flipped)

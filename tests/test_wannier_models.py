@@ -181,6 +181,7 @@ def test_win_switches_mdrs_off(tmp_path, gaas):
     path = copy_model(tmp_path, "GaAs", win_extra="\nuse_ws_distance = .false.\n")
     off = load_model(str(path))
     assert off.provenance["ws_distance"] == "not applied (use_ws_distance = false in GaAs.win)"
+
     def gap(model):
         e = bands(model, RNG_K)
         return e[:, 8].min() - e[:, 7].max()

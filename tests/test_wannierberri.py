@@ -77,7 +77,15 @@ def wannierberri_tensors(model, tmp_path, monkeypatch, nk, omega, *, mu, kbt, et
 
 
 def hamdesign_values(model, nk, omega, comps, *, mu, kbt, eta, smearing, transverse):
-    settings = {"components": comps, "beta": 1 / kbt, "mu": mu, "eta": eta, "smearing": smearing, "transverse": transverse, "sc_eta": SC_ETA}
+    settings = {
+        "components": comps,
+        "beta": 1 / kbt,
+        "mu": mu,
+        "eta": eta,
+        "smearing": smearing,
+        "transverse": transverse,
+        "sc_eta": SC_ETA,
+    }
     with use_backend("numpy") as be:
         k = kmesh(nk, model.dim)
         sigma = be.to_numpy(shift_conductivity(model, None, k, omega, **settings).sigma)

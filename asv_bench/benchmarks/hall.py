@@ -80,7 +80,6 @@ class FermiLevelScan:
         from pathlib import Path
 
         import numpy as np
-
         from hamdesign.io import load_model
 
         root = Path(__file__).resolve().parents[2]
@@ -89,9 +88,8 @@ class FermiLevelScan:
 
     def compute(self, path, nk, levels):
         """(nμ, 3) conductivities in S/cm along either path."""
-        import numpy as np
-
         import hamdesign as hd
+        import numpy as np
         from hamdesign.backend import use_backend
         from hamdesign.observables.hall import hall_report
 

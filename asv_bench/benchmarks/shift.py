@@ -62,7 +62,16 @@ class ShiftSpectrumMemory:
         be = require(backend)
         model = kondo_chain()
         with use_backend(be):
-            hd.shift_conductivity(model, None, hd.kmesh(model_nk[1], 1), np.linspace(0.02, 2.0, 200), components="xxx", beta=100.0, filling=0.5, eta=0.05)
+            hd.shift_conductivity(
+                model,
+                None,
+                hd.kmesh(model_nk[1], 1),
+                np.linspace(0.02, 2.0, 200),
+                components="xxx",
+                beta=100.0,
+                filling=0.5,
+                eta=0.05,
+            )
 
 
 class PhotocurrentValueAndGrad:

@@ -49,7 +49,9 @@ def _shift_case(nk: int) -> Case:
 
         model, k = hbn(), hd.kmesh(nk, 2)
         omega = np.linspace(0.5, 8.0, 200)
-        fn = be.jit(lambda p: hd.shift_conductivity(model, p, k, omega, components="yyy", beta=100.0, filling=0.5, eta=0.05).sigma)
+        fn = be.jit(
+            lambda p: hd.shift_conductivity(model, p, k, omega, components="yyy", beta=100.0, filling=0.5, eta=0.05).sigma
+        )
         return fn, (be.asarray(model.default_params),)
 
     return Case(f"shift_hbn_{nk}x{nk}", f"shift-current spectrum σ^yyy (200 ω), hBN, {nk}×{nk} k", False, build)
@@ -75,7 +77,9 @@ def _design_step_case(preset: str) -> Case:
         step = be.jit(be.value_and_grad(run.objective, has_aux=True))
         return step, (be.asarray(run.initial_theta(0)), be.asarray(run.beta(0)))
 
-    return Case(f"design_step_{preset}", f"one design step (objective + gradient) of the {preset} preset (its own mesh)", True, build)
+    return Case(
+        f"design_step_{preset}", f"one design step (objective + gradient) of the {preset} preset (its own mesh)", True, build
+    )
 
 
 CASES: tuple[Case, ...] = (
@@ -97,7 +101,15 @@ GRID_MESHES: dict[str, dict[str, int]] = {
     "random3d16": {"small": 4, "medium": 8, "large": 12},
 }
 GRID_SIZES = ("small", "medium", "large")
-GRID_STAGES = ("hamiltonian", "eigh", "hall_value", "hall_value_and_grad", "shift_spectrum", "photocurrent_value_and_grad", "design_step")
+GRID_STAGES = (
+    "hamiltonian",
+    "eigh",
+    "hall_value",
+    "hall_value_and_grad",
+    "shift_spectrum",
+    "photocurrent_value_and_grad",
+    "design_step",
+)
 #: The design preset whose model each benchmark model is (the design-step stage).
 PRESET_OF_MODEL = {"haldane": "haldane", "triangular": "triangular", "kondo_chain": "photovoltaic"}
 #: Photon energies of the shift-spectrum stage, in the model's energy unit.
@@ -127,7 +139,9 @@ def random3d16(seed: int = 0):
                 params[name], params[f"a_{name}"] = float(rng.normal(scale=0.5)), float(rng.uniform(-3, 3))
                 hops.append((i, j, R, f"{name}*exp(i*a_{name})"))
     lattice = Lattice(3.0 * np.eye(3))
-    return TightBinding.build(lattice, rng.uniform(0, 1, size=(norb, 3)), hops, params, name="random3d16", energy_unit="eV", length_unit="Å")
+    return TightBinding.build(
+        lattice, rng.uniform(0, 1, size=(norb, 3)), hops, params, name="random3d16", energy_unit="eV", length_unit="Å"
+    )
 
 
 def grid_model(name: str):
@@ -218,7 +232,14 @@ def run_benchmarks(backends: list[str], *, repeat: int = 5, cases=CASES, progres
     for case in cases:
         for name in backends:
             be = get_backend(name)
-            row = {"case": case.name, "description": case.description, "backend": name, "warmup_s": None, "median_s": None, "min_s": None}
+            row = {
+                "case": case.name,
+                "description": case.description,
+                "backend": name,
+                "warmup_s": None,
+                "median_s": None,
+                "min_s": None,
+            }
             if case.needs_grad and not be.can_differentiate:
                 rows.append(row)
                 continue

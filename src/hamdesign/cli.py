@@ -13,7 +13,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -56,7 +56,10 @@ def user_errors(fn):
         except HamdesignError as err:
             _fail(str(err))
         except (OSError, UnicodeDecodeError) as err:
-            _fail(f"{getattr(err, 'filename', '') or ''} {err.strerror if isinstance(err, OSError) and err.strerror else err}".strip())
+            _fail(
+                f"{getattr(err, 'filename', '') or ''} "
+                f"{err.strerror if isinstance(err, OSError) and err.strerror else err}".strip()
+            )
 
     return wrapper
 
@@ -64,15 +67,30 @@ def user_errors(fn):
 @app.callback()
 def _global_options(
     backend: Annotated[
-        Optional[str],
-        typer.Option("--backend", "-b", envvar="HAMDESIGN_BACKEND", help="Array backend: jax, torch, autograd or numpy (forward only). Env: HAMDESIGN_BACKEND. Default: the first installed of jax, torch, autograd, numpy; evaluate (forward only, one-off) defaults to numpy, which pays no compilation."),
+        str | None,
+        typer.Option(
+            "--backend",
+            "-b",
+            envvar="HAMDESIGN_BACKEND",
+            help="Array backend: jax, torch, autograd or numpy (forward only). "
+            "Env: HAMDESIGN_BACKEND. Default: the first installed "
+            "of jax, torch, autograd, numpy; evaluate (forward only, one-off) defaults to numpy, which pays no compilation.",
+        ),
     ] = None,
     device: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--device", envvar="HAMDESIGN_DEVICE", help="cpu or gpu, where the backend has one. Env: HAMDESIGN_DEVICE."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results (no progress, no notes).")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Diagnostics on stderr: the backend, its version and device before the command, and the full traceback above an error line.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Diagnostics on stderr: the backend, its version and device "
+            "before the command, and the full traceback above an error line.",
+        ),
+    ] = False,
 ) -> None:
     STATE.quiet, STATE.verbose, STATE.backend_chosen = quiet, verbose, bool(backend)
     if device:
@@ -178,7 +196,10 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
                 "orbitals": list(m.orbital_names),
                 "energy_unit": m.energy_unit,
                 "length_unit": m.length_unit,
-                "parameters": {p: {"default": float(v), "meaning": m.parameter_info.get(p, "")} for p, v in zip(m.parameter_names, m.default_params)},
+                "parameters": {
+                    p: {"default": float(v), "meaning": m.parameter_info.get(p, "")}
+                    for p, v in zip(m.parameter_names, m.default_params, strict=False)
+                },
                 "summary": (factory.__doc__ or "").strip().splitlines()[0],
             }
         )
@@ -328,36 +349,135 @@ def resolve_temperature(model, *, beta: float | None, temperature: float | None,
 @app.command()
 @user_errors
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Built-in model name (see `hamdesign models`), a model file (.toml/.json), or wannier90 seedname_tb.dat / seedname_hr.dat.")],
-    observable: Annotated[Observable, typer.Option("--observable", "-o", help="What to compute: hall (σ_xy in e²/h per layer and S/cm in bulk, band Chern numbers); shift (σ^abc(ω) in A/V²); injection (η^abc(ω) in A V⁻² s⁻¹ and τη in A/V²); photocurrent (DC current density in A/m² under a solar spectrum, shift + injection).")] = Observable.hall,
-    nk: Annotated[str, typer.Option("--nk", help="Γ-centred k-mesh: N (same along every periodic direction) or N1,N2[,N3].")] = "100",
-    beta: Annotated[Optional[float], typer.Option("--beta", help="Inverse temperature 1/k_BT in 1/(model energy unit).")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-T", help="k_BT in the model's energy unit (kelvin with --kelvin).")] = None,
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Built-in model name (see `hamdesign models`), a model file "
+            "(.toml/.json), or wannier90 seedname_tb.dat / seedname_hr.dat."
+        ),
+    ],
+    observable: Annotated[
+        Observable,
+        typer.Option(
+            "--observable",
+            "-o",
+            help="What to compute: hall (σ_xy in e²/h per layer and S/cm in "
+            "bulk, band Chern numbers); shift (σ^abc(ω) in A/V²); injection "
+            "(η^abc(ω) in A V⁻² s⁻¹ and τη in A/V²); photocurrent (DC current "
+            "density in A/m² under a solar spectrum, shift + injection).",
+        ),
+    ] = Observable.hall,
+    nk: Annotated[
+        str, typer.Option("--nk", help="Γ-centred k-mesh: N (same along every periodic direction) or N1,N2[,N3].")
+    ] = "100",
+    beta: Annotated[float | None, typer.Option("--beta", help="Inverse temperature 1/k_BT in 1/(model energy unit).")] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", "-T", help="k_BT in the model's energy unit (kelvin with --kelvin).")
+    ] = None,
     kelvin: Annotated[bool, typer.Option("--kelvin", help="Read --temperature in kelvin.")] = False,
-    mu: Annotated[Optional[str], typer.Option("--mu", help="Chemical potential in the model's energy unit; for hall also START:STOP:COUNT, a Fermi-level scan in one pass over k.")] = None,
-    filling: Annotated[Optional[float], typer.Option("--filling", help="Fraction of bands occupied, 0..1 (default 0.5 when --mu is not given); μ solved at the given temperature (safeguarded Newton).")] = None,
-    params: Annotated[Optional[Path], typer.Option("--params", help="JSON/TOML file mapping parameter names to values (or a result.json with a 'parameters' table).")] = None,
+    mu: Annotated[
+        str | None,
+        typer.Option(
+            "--mu",
+            help="Chemical potential in the model's energy unit; for hall also "
+            "START:STOP:COUNT, a Fermi-level scan in one pass over k.",
+        ),
+    ] = None,
+    filling: Annotated[
+        float | None,
+        typer.Option(
+            "--filling",
+            help="Fraction of bands occupied, 0..1 (default 0.5 when --mu is not "
+            "given); μ solved at the given temperature (safeguarded Newton).",
+        ),
+    ] = None,
+    params: Annotated[
+        Path | None,
+        typer.Option(
+            "--params", help="JSON/TOML file mapping parameter names to values (or a result.json with a 'parameters' table)."
+        ),
+    ] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override one parameter: NAME=VALUE (repeatable).")] = [],  # noqa: B006
-    thickness: Annotated[Optional[float], typer.Option("--thickness", help="Layer thickness (2D) in the model's length unit, for bulk numbers; default: the cell's extent along the third lattice vector.")] = None,
-    cross_section: Annotated[Optional[float], typer.Option("--cross-section", help="Cross-section area per chain (1D) in the model's length unit squared, for bulk numbers; default: the model's.")] = None,
-    component: Annotated[str, typer.Option("--component", help="shift/injection tensor components: xyy, a comma list, or all (first index = current direction).")] = "xxx",
-    omega: Annotated[str, typer.Option("--omega", help="Photon energies START:STOP:COUNT in eV, inclusive like numpy.linspace.")] = "0.1:4.0:400",
-    eta: Annotated[float, typer.Option("--eta", help="Broadening of the delta function (model energy unit, eV by default).")] = 0.02,
+    thickness: Annotated[
+        float | None,
+        typer.Option(
+            "--thickness",
+            help="Layer thickness (2D) in the model's length unit, for bulk numbers; "
+            "default: the cell's extent along the third lattice vector.",
+        ),
+    ] = None,
+    cross_section: Annotated[
+        float | None,
+        typer.Option(
+            "--cross-section",
+            help="Cross-section area per chain (1D) in the model's length unit squared, for bulk numbers; default: the model's.",
+        ),
+    ] = None,
+    component: Annotated[
+        str,
+        typer.Option(
+            "--component", help="shift/injection tensor components: xyy, a comma list, or all (first index = current direction)."
+        ),
+    ] = "xxx",
+    omega: Annotated[
+        str, typer.Option("--omega", help="Photon energies START:STOP:COUNT in eV, inclusive like numpy.linspace.")
+    ] = "0.1:4.0:400",
+    eta: Annotated[
+        float, typer.Option("--eta", help="Broadening of the delta function (model energy unit, eV by default).")
+    ] = 0.02,
     smearing: Annotated[Smearing, typer.Option("--smearing", help="Shape of the broadened delta function.")] = Smearing.gaussian,
     tau: Annotated[float, typer.Option("--tau", help="Relaxation time for the injection current, seconds.")] = 1e-13,
-    spectrum: Annotated[str, typer.Option("--spectrum", help="Solar spectrum: blackbody5500, am0, am15g, am15d.")] = "blackbody5500",
-    polarisation: Annotated[Polarisation, typer.Option("--polarisation", help="along: linearly polarised along the current; unpolarised: average of x and y (light along z).")] = Polarisation.along,
-    parts: Annotated[Parts, typer.Option("--parts", help="Which photocurrent the headline number is: shift + injection, or one part.")] = Parts.both,
+    spectrum: Annotated[
+        str, typer.Option("--spectrum", help="Solar spectrum: blackbody5500, am0, am15g, am15d.")
+    ] = "blackbody5500",
+    polarisation: Annotated[
+        Polarisation,
+        typer.Option(
+            "--polarisation", help="along: linearly polarised along the current; unpolarised: average of x and y (light along z)."
+        ),
+    ] = Polarisation.along,
+    parts: Annotated[
+        Parts, typer.Option("--parts", help="Which photocurrent the headline number is: shift + injection, or one part.")
+    ] = Parts.both,
     direction: Annotated[str, typer.Option("--direction", help="Current direction for the photocurrent: x, y or z.")] = "x",
-    position_matrix: Annotated[PositionMatrix, typer.Option("--position-matrix", help="diagonal (tight-binding convention, orbital centres only) or full (adds the off-diagonal Wannier position matrix of a _tb.dat: Wang et al. 2006 for hall, Ibañez-Azpiroz et al. 2018 for shift/injection/photocurrent).")] = PositionMatrix.diagonal,
-    sc_eta: Annotated[Optional[float], typer.Option("--sc-eta", help="shift/photocurrent: broadening of the virtual-transition denominators 1/ω → ω/(ω² + sc_eta²), model energy unit (postw90/WannierBerri sc_eta); default 0.04; 0 = exact sum rule.")] = None,
-    degen_thresh: Annotated[Optional[float], typer.Option("--degen-thresh", help="Bands closer than this (model energy unit) form one degenerate subspace, treated covariantly (every observable); default 1e-4.")] = None,
-    scissor: Annotated[Optional[float], typer.Option("--scissor", help="shift/injection/photocurrent: rigid shift of every band above μ in the transition energies (model energy unit); matrix elements unchanged; default 0.")] = None,
+    position_matrix: Annotated[
+        PositionMatrix,
+        typer.Option(
+            "--position-matrix",
+            help="diagonal (tight-binding convention, orbital centres only) or full (adds the off-diagonal Wannier position "
+            "matrix of a _tb.dat: Wang et al. 2006 for hall, Ibañez-Azpiroz et al. 2018 for shift/injection/photocurrent).",
+        ),
+    ] = PositionMatrix.diagonal,
+    sc_eta: Annotated[
+        float | None,
+        typer.Option(
+            "--sc-eta",
+            help="shift/photocurrent: broadening of the virtual-transition denominators 1/ω → ω/(ω² + "
+            "sc_eta²), model energy unit (postw90/WannierBerri sc_eta); default 0.04; 0 = exact sum rule.",
+        ),
+    ] = None,
+    degen_thresh: Annotated[
+        float | None,
+        typer.Option(
+            "--degen-thresh",
+            help="Bands closer than this (model energy unit) form one degenerate "
+            "subspace, treated covariantly (every observable); default 1e-4.",
+        ),
+    ] = None,
+    scissor: Annotated[
+        float | None,
+        typer.Option(
+            "--scissor",
+            help="shift/injection/photocurrent: rigid shift of every band above μ in the "
+            "transition energies (model energy unit); matrix elements unchanged; default 0.",
+        ),
+    ] = None,
     ws_distance: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--ws-distance/--no-ws-distance",
-            help="wannier90 files: apply the Wigner-Seitz (MDRS) translations or not; default: as seedname.win says (wannier90's default: apply).",
+            help="wannier90 files: apply the Wigner-Seitz (MDRS) translations or "
+            "not; default: as seedname.win says (wannier90's default: apply).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -396,13 +516,31 @@ def evaluate(
     be = current()
     if observable is Observable.hall:
         report = hall_report(
-            tb, p, nk, beta=b, mu=mu, filling=filling, thickness=thickness, position_matrix=position_matrix.value, degen_thresh=interband.degen_thresh
+            tb,
+            p,
+            nk,
+            beta=b,
+            mu=mu,
+            filling=filling,
+            thickness=thickness,
+            position_matrix=position_matrix.value,
+            degen_thresh=interband.degen_thresh,
         )
     elif observable is Observable.photocurrent:
         from .observables.photocurrent import photocurrent_report
 
         report = photocurrent_report(
-            tb, p, nk, spectrum=spectrum, direction=direction, polarisation=polarisation.value, parts=parts.value, tau=tau, beta=b, mu=mu, filling=filling,
+            tb,
+            p,
+            nk,
+            spectrum=spectrum,
+            direction=direction,
+            polarisation=polarisation.value,
+            parts=parts.value,
+            tau=tau,
+            beta=b,
+            mu=mu,
+            filling=filling,
             interband=interband,
         )
     else:
@@ -410,7 +548,15 @@ def evaluate(
         from .observables.shift import shift_report
 
         w = parse_omega(omega, tb)
-        settings = {"components": component, "beta": b, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing.value, "interband": interband}
+        settings = {
+            "components": component,
+            "beta": b,
+            "mu": mu,
+            "filling": filling,
+            "eta": eta,
+            "smearing": smearing.value,
+            "interband": interband,
+        }
         if observable is Observable.shift:
             report = shift_report(tb, p, nk, w, **settings)
         else:
@@ -420,7 +566,7 @@ def evaluate(
             for key in ("sigma", "sigma_layer", "sigma_chain", "injection_rate"):
                 if isinstance(report.get(key), list) and report[key] and isinstance(report[key][0], list):
                     report[key] = report[key][0]
-    report["parameters"] = dict(zip(tb.parameter_names, map(float, p)))
+    report["parameters"] = dict(zip(tb.parameter_names, map(float, p), strict=False))
     report["backend"] = be.name
     if tb.provenance:  # here, once, for every observable: how the model file was read
         report["provenance"] = dict(tb.provenance)
@@ -440,13 +586,18 @@ def evaluate(
 def _print_photocurrent(report: dict) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{report['model']}: DC photocurrent under {report['spectrum_description']} ({report['backend']} backend)")
+    table = Table(
+        title=f"{report['model']}: DC photocurrent under {report['spectrum_description']} ({report['backend']} backend)"
+    )
     table.add_column("quantity")
     table.add_column("value")
     table.add_row(f"J ({report['parts']})", f"{report['current_density']:.6g} A/m²")
     table.add_row("shift part", f"{report['shift_current_density']:.6g} A/m²")
     table.add_row("injection part", f"{report['injection_current_density']:.6g} A/m² (τ = {report['tau_s']:g} s)")
-    table.add_row("original normalisation", f"{report['current_density_original_normalisation']:.6g} A/m² (∫σ|E|²dω, ∫|E|²dω = 2∫I dω/(cε0))")
+    table.add_row(
+        "original normalisation",
+        f"{report['current_density_original_normalisation']:.6g} A/m² (∫σ|E|²dω, ∫|E|²dω = 2∫I dω/(cε0))",
+    )
     table.add_row("polarisation", f"{report['polarisation']}, current along {report['direction']}")
     table.add_row(report["transverse_meaning"], f"{report['transverse_measure']:g} {report['transverse_unit']}")
     _console().print(table)
@@ -469,13 +620,18 @@ def _print_spectrum(report: dict) -> None:
         table.add_row(f"{omega[i]:.4g}", *[f"{row[i]:.4g}" for row in values])
     _console().print(table)
     if report.get("transverse_measure") is not None:
-        _console().print(f"bulk values use the {report['transverse_measure_meaning']} {report['transverse_measure']:g} {report['transverse_measure_unit']}")
+        _console().print(
+            f"bulk values use the {report['transverse_measure_meaning']} "
+            f"{report['transverse_measure']:g} {report['transverse_measure_unit']}"
+        )
 
 
 def _print_hall(report: dict, tb) -> None:
     from rich.table import Table
 
-    title = f"{report['model']}: anomalous Hall response ({report['backend']} backend, position matrix {report['position_matrix']})"
+    title = (
+        f"{report['model']}: anomalous Hall response ({report['backend']} backend, position matrix {report['position_matrix']})"
+    )
     if isinstance(report["mu"], list):
         _print_hall_scan(report, tb, title)
         return
@@ -488,7 +644,10 @@ def _print_hall(report: dict, tb) -> None:
     else:
         table.add_row("σ_xy", f"{report['sigma_xy']:.6f} e²/h per layer")
         if report["sigma_xy_bulk_S_per_cm"] is not None:
-            table.add_row("σ_xy (bulk)", f"{report['sigma_xy_bulk_S_per_cm']:.4g} S/cm (layer spacing {report['layer_spacing']:g} {tb.length_unit})")
+            table.add_row(
+                "σ_xy (bulk)",
+                f"{report['sigma_xy_bulk_S_per_cm']:.4g} S/cm (layer spacing {report['layer_spacing']:g} {tb.length_unit})",
+            )
         table.add_row("band Chern numbers", ", ".join(f"{c:+.4f}" for c in report["chern"]))
     table.add_row("μ", f"{report['mu']:.6g} {tb.energy_unit}")
     table.add_row("β", f"{report['beta']:g} 1/{tb.energy_unit}")
@@ -555,17 +714,64 @@ class ExecutorKind(str, Enum):
 @app.command()
 @user_errors
 def design(
-    source: Annotated[str, typer.Argument(help="A preset (haldane, triangular, photovoltaic) or a CONFIG.toml / .json describing the design.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Result folder (default: results/<name>). One subfolder per seed when several seeds run.")] = None,
-    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds: START:STOP (Python range) or a comma list; default from the config.")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Override the number of optimisation steps.")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from the checkpoint in this result folder; for an ensemble or sweep, run only what is missing (finished runs are kept, started ones continue from their checkpoints). Refused unless the folder holds a run of the same preset or config, model and seed.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace another run's results in the output folder (without it, writing into a folder that holds another run is refused).")] = False,
-    sweep: Annotated[list[str], typer.Option("--sweep", help="KEY=V1,V2,…: run every seed at each value of a dotted config key (e.g. optimizer.learning_rate, temperature.end); repeatable, the grid of all keys; one subfolder per point.")] = [],  # noqa: B006
-    executor: Annotated[ExecutorKind, typer.Option("--executor", help="Where the runs of an ensemble or sweep go: serial (this process), process (a local process pool) or dask (a LocalCluster, or --scheduler). Workers use one BLAS/XLA thread each.")] = ExecutorKind.serial,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes for --executor process or dask (default: the CPU count).")] = None,
-    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler (e.g. tcp://host:8786) instead of a LocalCluster.")] = None,
-    figures: Annotated[bool, typer.Option("--figures/--no-figures", help="Draw each run's history.png (drawing can take longer than a small run).")] = True,
+    source: Annotated[
+        str, typer.Argument(help="A preset (haldane, triangular, photovoltaic) or a CONFIG.toml / .json describing the design.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Result folder (default: results/<name>). One subfolder per seed when several seeds run."
+        ),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Seeds: START:STOP (Python range) or a comma list; default from the config.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Override the number of optimisation steps.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted run from the checkpoint in this result folder; "
+            "for an ensemble or sweep, run only what is missing (finished runs "
+            "are kept, started ones continue from their checkpoints). Refused unless "
+            "the folder holds a run of the same preset or config, model and seed.",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace another run's results in the output folder (without "
+            "it, writing into a folder that holds another run is refused).",
+        ),
+    ] = False,
+    sweep: Annotated[
+        list[str],
+        typer.Option(
+            "--sweep",
+            help="KEY=V1,V2,…: run every seed at each value of a dotted config key (e.g. optimizer.learning_rate, "
+            "temperature.end); repeatable, the grid of all keys; one subfolder per point.",
+        ),
+    ] = [],  # noqa: B006
+    executor: Annotated[
+        ExecutorKind,
+        typer.Option(
+            "--executor",
+            help="Where the runs of an ensemble or sweep go: serial (this process), process (a local process "
+            "pool) or dask (a LocalCluster, or --scheduler). Workers use one BLAS/XLA thread each.",
+        ),
+    ] = ExecutorKind.serial,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes for --executor process or dask (default: the CPU count).")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Address of a running Dask scheduler (e.g. tcp://host:8786) instead of a LocalCluster."),
+    ] = None,
+    figures: Annotated[
+        bool,
+        typer.Option("--figures/--no-figures", help="Draw each run's history.png (drawing can take longer than a small run)."),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result (or ensemble summary) as JSON.")] = False,
 ) -> None:
     """Run an inverse design with a progress bar; write result.json, history.npz, the model and figures."""
@@ -577,13 +783,15 @@ def design(
         warnings.simplefilter("always", StaleLockWarning)
         warnings.simplefilter("always", OverwriteWarning)
         warnings.showwarning = lambda message, *args, **kwargs: typer.echo(f"hamdesign: warning: {message}", err=True)
-        failed = _design(source, out, seeds, steps, resume, overwrite, as_json, sweep, executor.value, workers, scheduler, figures)
+        failed = _design(
+            source, out, seeds, steps, resume, overwrite, as_json, sweep, executor.value, workers, scheduler, figures
+        )
     if failed:
         typer.echo(f"hamdesign: {failed} run(s) failed; their errors are in ensemble.json", err=True)
         raise typer.Exit(1)
 
 
-def _resume_plan(folder: Path, seeds: Optional[str], sweep: dict) -> tuple[list[int], bool, int | None, dict]:
+def _resume_plan(folder: Path, seeds: str | None, sweep: dict) -> tuple[list[int], bool, int | None, dict]:
     """(seeds, ensemble layout?, the run's number of steps, sweep) for ``--resume folder``.
 
     An ensemble's plan (seeds, sweep) comes from its ensemble.json unless given again; older
@@ -596,22 +804,42 @@ def _resume_plan(folder: Path, seeds: Optional[str], sweep: dict) -> tuple[list[
     if found is not None and found.step is not None:
         seed_list = _parse_seeds(seeds, [0 if found.identity.seed is None else found.identity.seed])
         if len(seed_list) != 1 or sweep:
-            raise ParameterError(f"--resume {folder}: the folder holds one run (seed {found.identity.seed}); --seeds/--sweep select several")
+            raise ParameterError(
+                f"--resume {folder}: the folder holds one run (seed {found.identity.seed}); --seeds/--sweep select several"
+            )
         return seed_list, False, found.identity.steps, {}
     record = read_ensemble_record(folder) or {}
     plan = record.get("plan") if isinstance(record.get("plan"), dict) else None
     if plan is not None and isinstance(record.get("run"), dict):
-        return _parse_seeds(seeds, list(plan.get("seeds") or [])), True, record["run"].get("steps"), sweep or dict(plan.get("sweep") or {})
+        return (
+            _parse_seeds(seeds, list(plan.get("seeds") or [])),
+            True,
+            record["run"].get("steps"),
+            sweep or dict(plan.get("sweep") or {}),
+        )
     present = ensemble_seeds(folder)
     if not present:
-        raise NoCheckpointError(f"cannot resume {folder}: no checkpoint.npz there, nor seed_NNN/ subfolders" + (" (it holds a finished result without a checkpoint)" if found else ""))
+        raise NoCheckpointError(
+            f"cannot resume {folder}: no checkpoint.npz there, nor seed_NNN/ subfolders"
+            + (" (it holds a finished result without a checkpoint)" if found else "")
+        )
     started = [f for f in (inspect_run_folder(seed_folder(folder, s)) for s in present) if f is not None]
     return _parse_seeds(seeds, present), True, started[0].identity.steps if started else None, sweep
 
 
 def _design(
-    source: str, out: Optional[Path], seeds: Optional[str], steps: Optional[int], resume: Optional[Path], overwrite: bool, as_json: bool,
-    sweep_items: list[str], executor: str, workers: Optional[int], scheduler: Optional[str], figures: bool = True,
+    source: str,
+    out: Path | None,
+    seeds: str | None,
+    steps: int | None,
+    resume: Path | None,
+    overwrite: bool,
+    as_json: bool,
+    sweep_items: list[str],
+    executor: str,
+    workers: int | None,
+    scheduler: str | None,
+    figures: bool = True,
 ) -> int:
     """Run the design (one run, or an ensemble/sweep); the number of runs that failed."""
     from .design import DesignRun, load_config
@@ -637,19 +865,46 @@ def _design(
     if steps is not None:
         cfg = {**cfg, "steps": steps}
     if multi:
-        return _design_ensemble(cfg, label, seed_list, out_root, sweep, resume=resume is not None, overwrite=overwrite, as_json=as_json,
-                                executor=executor, workers=workers, scheduler=scheduler, figures=figures)
+        return _design_ensemble(
+            cfg,
+            label,
+            seed_list,
+            out_root,
+            sweep,
+            resume=resume is not None,
+            overwrite=overwrite,
+            as_json=as_json,
+            executor=executor,
+            workers=workers,
+            scheduler=scheduler,
+            figures=figures,
+        )
     run = DesignRun(cfg, label=label)
     # The whole command holds the output folder: a second run into it is refused, not interleaved.
     with claim_run_folder(out_root, run.identity(seed_list[0]), resume=resume is not None, overwrite=overwrite):
-        result = _design_one(run, seed_list[0], out_root, resume=resume is not None, overwrite=overwrite, as_json=as_json, figures=figures)
+        result = _design_one(
+            run, seed_list[0], out_root, resume=resume is not None, overwrite=overwrite, as_json=as_json, figures=figures
+        )
     if as_json:
         _print_json(result)
     return 0
 
 
-def _design_ensemble(cfg: dict, label: str, seed_list: list[int], out_root: Path, sweep: dict, *, resume: bool, overwrite: bool, as_json: bool,
-                     executor: str, workers: Optional[int], scheduler: Optional[str], figures: bool = True) -> int:
+def _design_ensemble(
+    cfg: dict,
+    label: str,
+    seed_list: list[int],
+    out_root: Path,
+    sweep: dict,
+    *,
+    resume: bool,
+    overwrite: bool,
+    as_json: bool,
+    executor: str,
+    workers: int | None,
+    scheduler: str | None,
+    figures: bool = True,
+) -> int:
     """Every seed (× sweep point) on the chosen executor, a line per finished run, the summary; the failures."""
     import rich
 
@@ -661,14 +916,28 @@ def _design_ensemble(cfg: dict, label: str, seed_list: list[int], out_root: Path
         where = f" [{', '.join(f'{k}={v}' for k, v in record['point'].items())}]" if record["point"] else ""
         if record["status"] == "ok":
             chern = f" (Chern {record['chern_lattice']})" if record.get("chern_lattice") is not None else ""
-            line = f"seed {record['seed']}{where}: {record['quantity']} = {record['value']:+.6g}{chern} → {out_root / record['folder']}"
+            line = (
+                f"seed {record['seed']}{where}: {record['quantity']} = "
+                f"{record['value']:+.6g}{chern} → {out_root / record['folder']}"
+            )
         else:
             line = f"seed {record['seed']}{where}: failed: {record['error']}"
         rich.get_console().print(line, markup=False, highlight=False)
 
     with make_executor(executor, workers=workers, scheduler=scheduler) as pool:
-        summary = run_ensemble(cfg, seed_list, out_dir=out_root, executor=pool, sweep=sweep, label=label, resume=resume, overwrite=overwrite,
-                               progress=not STATE.quiet and not as_json, on_result=report, figures=figures)
+        summary = run_ensemble(
+            cfg,
+            seed_list,
+            out_dir=out_root,
+            executor=pool,
+            sweep=sweep,
+            label=label,
+            resume=resume,
+            overwrite=overwrite,
+            progress=not STATE.quiet and not as_json,
+            on_result=report,
+            figures=figures,
+        )
     if as_json:
         _print_json(summary)
     elif "best" in summary:
@@ -719,14 +988,16 @@ def _design_one(run, seed: int, folder: Path, *, resume: bool, overwrite: bool, 
         if "current_density" in ev:
             console.print(
                 f"seed {seed}: J = {ev['current_density']:+.4g} A/m² (shift {ev['shift_current_density']:+.3g}, injection "
-                f"{ev['injection_current_density']:+.3g}; τ = {ev['tau_s']:g} s, {ev['transverse_meaning']} {ev['transverse_measure']:g} "
+                f"{ev['injection_current_density']:+.3g}; τ = {ev['tau_s']:g} "
+                f"s, {ev['transverse_meaning']} {ev['transverse_measure']:g} "
                 f"{ev['transverse_unit']}, {ev['spectrum']}, polarised {ev['polarisation']}); original normalisation "
                 f"{ev['current_density_original_normalisation']:+.4g} A/m²; → {folder}"
             )
         else:
             console.print(
                 f"seed {seed}: σ_xy = {ev['sigma_xy']:+.6f} e²/h at β = {ev['beta']:g} (Chern {ev['chern_lattice']}), "
-                f"{ev['sigma_xy_at_final_training_beta']:+.4f} at the final training β = {ev['final_training_beta']:.4g}; → {folder}"
+                f"{ev['sigma_xy_at_final_training_beta']:+.4f} at the final "
+                f"training β = {ev['final_training_beta']:.4g}; → {folder}"
             )
     return result
 
@@ -750,7 +1021,7 @@ def _load_result(folder: Path):
 @user_errors
 def plot(
     result_dir: Annotated[Path, typer.Argument(help="A design result folder (with result.json and model.toml).")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the PNGs (default: RESULT_DIR/figures).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the PNGs (default: RESULT_DIR/figures).")] = None,
 ) -> None:
     """PNG figures of a design: bands coloured by Berry curvature, Berry-curvature map, history,
     photocurrent spectrum with the solar spectrum, spin texture."""
@@ -767,24 +1038,59 @@ def plot(
     label = f"{result.get('design', model.name)} (seed {result.get('seed')})"
     written = []
     mu = ev.get("mu") if isinstance(ev.get("mu"), (int, float)) else None
-    written.append(plotting.plot_bands(model, params, target / "bands.png", title=f"{label}: bands" + (f", σ_xy = {ev['sigma_xy']:+.4f} e²/h" if "sigma_xy" in ev else ""), mu=mu))
+    written.append(
+        plotting.plot_bands(
+            model,
+            params,
+            target / "bands.png",
+            title=f"{label}: bands" + (f", σ_xy = {ev['sigma_xy']:+.4f} e²/h" if "sigma_xy" in ev else ""),
+            mu=mu,
+        )
+    )
     if model.dim == 2:
         written.append(
-            plotting.plot_berry_map(model, params, target / "berry_curvature.png", title=f"{label}: occupied Berry curvature at β = {ev.get('beta', 200.0):g}", beta=ev.get("beta", 200.0), mu=obj.get("mu"), filling=obj.get("filling"))
+            plotting.plot_berry_map(
+                model,
+                params,
+                target / "berry_curvature.png",
+                title=f"{label}: occupied Berry curvature at β = {ev.get('beta', 200.0):g}",
+                beta=ev.get("beta", 200.0),
+                mu=obj.get("mu"),
+                filling=obj.get("filling"),
+            )
         )
     history = result_dir / "history.npz"
     if history.exists():
         with np.load(history) as data:
-            written.append(plotting.plot_history({k: data[k] for k in data.files}, target / "history.png", title=f"{label}: design history"))
+            written.append(
+                plotting.plot_history({k: data[k] for k in data.files}, target / "history.png", title=f"{label}: design history")
+            )
     if "current_density" in ev:
         written.append(
             plotting.plot_photocurrent_spectrum(
-                model, params, target / "photocurrent_spectrum.png", title=f"{label}: shift + injection (τ = {ev['tau_s']:g} s, {ev['transverse_meaning']} {ev['transverse_measure']:g} {ev['transverse_unit']})",
-                beta=ev["beta"], filling=obj.get("filling"), mu=obj.get("mu"), tau=ev["tau_s"], spectrum=ev["spectrum"], direction=obj.get("direction", "x"),
+                model,
+                params,
+                target / "photocurrent_spectrum.png",
+                title=(
+                    f"{label}: shift + injection (τ = {ev['tau_s']:g} s, {ev['transverse_meaning']} "
+                    f"{ev['transverse_measure']:g} {ev['transverse_unit']})"
+                ),
+                beta=ev["beta"],
+                filling=obj.get("filling"),
+                mu=obj.get("mu"),
+                tau=ev["tau_s"],
+                spectrum=ev["spectrum"],
+                direction=obj.get("direction", "x"),
             )
         )
     if "spins" in ev:
-        written.append(plotting.plot_spin_texture(np.array(ev["spins"]), target / "spin_texture.png", title=f"{label}: chirality {ev['scalar_chirality']:+.2f}, |m| = {ev['net_moment']:.2f}"))
+        written.append(
+            plotting.plot_spin_texture(
+                np.array(ev["spins"]),
+                target / "spin_texture.png",
+                title=f"{label}: chirality {ev['scalar_chirality']:+.2f}, |m| = {ev['net_moment']:.2f}",
+            )
+        )
     for path in written:
         typer.echo(str(path))
 
@@ -799,8 +1105,17 @@ class ExportFormat(str, Enum):
 @user_errors
 def export(
     result_dir: Annotated[Path, typer.Argument(help="A design result folder (or any folder with model.toml).")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="tb: wannier90 seedname_tb.dat; hr: seedname_hr.dat + .win + _centres.xyz; toml: hamdesign model file.")] = ExportFormat.tb,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output file (tb, toml) or prefix (hr); default RESULT_DIR/export/<model>.")] = None,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="tb: wannier90 seedname_tb.dat; hr: seedname_hr.dat + .win + _centres.xyz; toml: hamdesign model file.",
+        ),
+    ] = ExportFormat.tb,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output file (tb, toml) or prefix (hr); default RESULT_DIR/export/<model>.")
+    ] = None,
 ) -> None:
     """Write the designed model for WannierBerri, PythTB, WannierTools or hamdesign itself."""
     from .io import load_model, write_hr_dat, write_model_file, write_tb_dat
@@ -827,14 +1142,26 @@ def _duration(seconds: float) -> str:
 @app.command()
 @user_errors
 def bench(
-    backends_: Annotated[Optional[str], typer.Option("--backends", help="Comma list of backends (default: all installed).")] = None,
+    backends_: Annotated[str | None, typer.Option("--backends", help="Comma list of backends (default: all installed).")] = None,
     repeat: Annotated[int, typer.Option("--repeat", help="Timed repetitions per case (median reported).")] = 5,
-    case: Annotated[Optional[str], typer.Option("--case", help="Only cases whose name contains this text.")] = None,
-    grid: Annotated[bool, typer.Option("--grid", help="Every stage (H(k), eigh, σ_xy, its gradient, shift spectrum, photocurrent, design step) on every benchmark model (haldane, triangular, kondo_chain, random3d16) instead of the six headline cases.")] = False,
-    size: Annotated[str, typer.Option("--size", help="Mesh size for --grid: small, medium or large (k-meshes in docs/performance.md).")] = "small",
+    case: Annotated[str | None, typer.Option("--case", help="Only cases whose name contains this text.")] = None,
+    grid: Annotated[
+        bool,
+        typer.Option(
+            "--grid",
+            help="Every stage (H(k), eigh, σ_xy, its gradient, shift spectrum, photocurrent, design step) on every "
+            "benchmark model (haldane, triangular, kondo_chain, random3d16) instead of the six headline cases.",
+        ),
+    ] = False,
+    size: Annotated[
+        str, typer.Option("--size", help="Mesh size for --grid: small, medium or large (k-meshes in docs/performance.md).")
+    ] = "small",
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
-    """A quick speed table across backends: Hall, shift current, photocurrent, one design step per preset (--grid: every stage on every model)."""
+    """A quick speed table across backends: Hall, shift current, photocurrent, one design step per preset.
+
+    --grid: every stage on every model.
+    """
     from .backend import available_backends
     from .bench import CASES, GRID_SIZES, grid_cases, run_benchmarks
     from .errors import ParameterError
@@ -849,7 +1176,16 @@ def bench(
     if not cases:
         raise ParameterError(f"--case {case!r} matches none of: {', '.join(c.name for c in pool)}")
     console = _console()
-    rows = run_benchmarks(names, repeat=repeat, cases=cases, progress=None if (as_json or STATE.quiet) else lambda r: console.print(f"  {r['case']} ({r['backend']}): {_duration(r['median_s'])}", highlight=False, markup=False))
+    rows = run_benchmarks(
+        names,
+        repeat=repeat,
+        cases=cases,
+        progress=None
+        if (as_json or STATE.quiet)
+        else lambda r: console.print(
+            f"  {r['case']} ({r['backend']}): {_duration(r['median_s'])}", highlight=False, markup=False
+        ),
+    )
     if as_json:
         _print_json({"rows": rows})
         return

@@ -46,7 +46,7 @@ from .errors import ConfigError, HamdesignError, NoCheckpointError
 from .lattice import kmesh as make_kmesh
 from .lattice import parse_nk
 from .optimize import OPTIMIZERS, cosine_ramp, load_checkpoint, log_linear, minimise, piecewise
-from .parametrize import ParamMap, Parametrization
+from .parametrize import Parametrization, ParamMap
 
 _HALDANE_PRESET = {
     "model": {"name": "haldane_general"},
@@ -114,9 +114,34 @@ _PHOTOVOLTAIC_PRESET = {
 
 PRESETS: dict[str, dict] = {"haldane": _HALDANE_PRESET, "triangular": _TRIANGULAR_PRESET, "photovoltaic": _PHOTOVOLTAIC_PRESET}
 
-_TOP_KEYS = {"model", "steps", "kmesh", "seeds", "init_scale", "parameters", "objective", "optimizer", "temperature", "evaluation", "checkpoint_every"}
+_TOP_KEYS = {
+    "model",
+    "steps",
+    "kmesh",
+    "seeds",
+    "init_scale",
+    "parameters",
+    "objective",
+    "optimizer",
+    "temperature",
+    "evaluation",
+    "checkpoint_every",
+}
 _MAP_KEYS = {"map", "low", "high", "max", "value", "tie"}
-_OBJECTIVE_KEYS = {"observable", "goal", "target", "mu", "filling", "gap_weight", "gap_min", "spectrum", "direction", "polarisation", "parts", "tau"}
+_OBJECTIVE_KEYS = {
+    "observable",
+    "goal",
+    "target",
+    "mu",
+    "filling",
+    "gap_weight",
+    "gap_min",
+    "spectrum",
+    "direction",
+    "polarisation",
+    "parts",
+    "tau",
+}
 _OPTIMIZER_KEYS = {"name", "decay", "learning_rate"}
 _TEMPERATURE_KEYS = {"schedule", "start", "end", "ramp_steps", "hold_steps", "start_kelvin", "end_kelvin", "begin", "finish"}
 _SCHEDULES = ("cosine_log_beta", "constant_beta", "log_linear_kelvin")
@@ -163,27 +188,51 @@ def validate_config(cfg: Mapping, where: str) -> None:
     for key in ("model", "objective", "optimizer", "temperature"):
         _require(key in cfg, where, key, "missing")
     model = cfg["model"]
-    _require(isinstance(model, Mapping) and isinstance(model.get("name"), str), where, "model.name", "expected a built-in model name or a model file path")
+    _require(
+        isinstance(model, Mapping) and isinstance(model.get("name"), str),
+        where,
+        "model.name",
+        "expected a built-in model name or a model file path",
+    )
     _require(set(model) <= {"name", "thickness"}, where, "model", "allowed keys: name, thickness")
     steps = cfg.get("steps", 100)
-    _require(isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= 10**6, where, "steps", f"expected an integer 1..1000000, got {steps!r}")
+    _require(
+        isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= 10**6,
+        where,
+        "steps",
+        f"expected an integer 1..1000000, got {steps!r}",
+    )
     kmesh = cfg.get("kmesh", 60)
     ok = (isinstance(kmesh, int) and not isinstance(kmesh, bool) and kmesh >= 1) or (
-        isinstance(kmesh, list) and 1 <= len(kmesh) <= 3 and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in kmesh)
+        isinstance(kmesh, list)
+        and 1 <= len(kmesh) <= 3
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in kmesh)
     )
     _require(ok, where, "kmesh", f"expected a positive integer or a list of 1-3 positive integers, got {kmesh!r}")
     seeds = cfg.get("seeds", [0])
-    _require(isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds), where, "seeds", "expected a non-empty list of non-negative integers")
-    _require(_number(cfg.get("init_scale", 1.0)) and cfg.get("init_scale", 1.0) > 0, where, "init_scale", "expected a positive number")
+    _require(
+        isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds),
+        where,
+        "seeds",
+        "expected a non-empty list of non-negative integers",
+    )
+    _require(
+        _number(cfg.get("init_scale", 1.0)) and cfg.get("init_scale", 1.0) > 0, where, "init_scale", "expected a positive number"
+    )
     params = cfg.get("parameters", {})
     _require(isinstance(params, Mapping), where, "parameters", "expected a table of pattern = {map = …}")
     for pattern, spec in params.items():
         key = f"parameters.{pattern}"
-        _require(isinstance(spec, Mapping), where, key, "expected a table like { map = \"phase\" }")
+        _require(isinstance(spec, Mapping), where, key, 'expected a table like { map = "phase" }')
         bad = sorted(set(spec) - _MAP_KEYS)
         _require(not bad, where, f"{key}.{bad[0] if bad else ''}", f"unknown key; allowed: {', '.join(sorted(_MAP_KEYS))}")
         kind = spec.get("map", "free")
-        _require(kind in ("free", "bounded", "magnitude", "phase", "fixed"), where, f"{key}.map", f"expected free, bounded, magnitude, phase or fixed, got {kind!r}")
+        _require(
+            kind in ("free", "bounded", "magnitude", "phase", "fixed"),
+            where,
+            f"{key}.map",
+            f"expected free, bounded, magnitude, phase or fixed, got {kind!r}",
+        )
         for num in ("low", "high", "max", "value"):
             if num in spec:
                 _require(_number(spec[num]), where, f"{key}.{num}", f"expected a finite number, got {spec[num]!r}")
@@ -197,16 +246,43 @@ def validate_config(cfg: Mapping, where: str) -> None:
     _require(isinstance(obj, Mapping), where, "objective", "expected a table")
     bad = sorted(set(obj) - _OBJECTIVE_KEYS)
     _require(not bad, where, f"objective.{bad[0] if bad else ''}", f"unknown key; allowed: {', '.join(sorted(_OBJECTIVE_KEYS))}")
-    _require(obj.get("observable") in ("sigma_xy", "photocurrent"), where, "objective.observable", f"expected sigma_xy or photocurrent, got {obj.get('observable')!r}")
-    _require(obj.get("goal", "maximize") in ("maximize", "minimize", "maximize_abs", "target"), where, "objective.goal", "expected maximize, minimize, maximize_abs or target")
+    _require(
+        obj.get("observable") in ("sigma_xy", "photocurrent"),
+        where,
+        "objective.observable",
+        f"expected sigma_xy or photocurrent, got {obj.get('observable')!r}",
+    )
+    _require(
+        obj.get("goal", "maximize") in ("maximize", "minimize", "maximize_abs", "target"),
+        where,
+        "objective.goal",
+        "expected maximize, minimize, maximize_abs or target",
+    )
     if obj.get("observable") == "photocurrent":
         from .solar import SPECTRA
 
-        _require(obj.get("spectrum", "blackbody5500") in SPECTRA, where, "objective.spectrum", f"expected one of {', '.join(SPECTRA)}")
+        _require(
+            obj.get("spectrum", "blackbody5500") in SPECTRA, where, "objective.spectrum", f"expected one of {', '.join(SPECTRA)}"
+        )
         _require(obj.get("direction", "x") in ("x", "y", "z"), where, "objective.direction", "expected x, y or z")
-        _require(obj.get("polarisation", "along") in ("along", "unpolarised"), where, "objective.polarisation", "expected along or unpolarised")
-        _require(obj.get("parts", "both") in ("both", "shift", "injection"), where, "objective.parts", "expected both, shift or injection")
-        _require(_number(obj.get("tau", 1e-13)) and obj.get("tau", 1e-13) >= 0, where, "objective.tau", "expected a non-negative relaxation time in seconds")
+        _require(
+            obj.get("polarisation", "along") in ("along", "unpolarised"),
+            where,
+            "objective.polarisation",
+            "expected along or unpolarised",
+        )
+        _require(
+            obj.get("parts", "both") in ("both", "shift", "injection"),
+            where,
+            "objective.parts",
+            "expected both, shift or injection",
+        )
+        _require(
+            _number(obj.get("tau", 1e-13)) and obj.get("tau", 1e-13) >= 0,
+            where,
+            "objective.tau",
+            "expected a non-negative relaxation time in seconds",
+        )
     else:
         extra = sorted({"spectrum", "direction", "polarisation", "parts", "tau"} & set(obj))
         _require(not extra, where, f"objective.{extra[0] if extra else ''}", "only for observable = photocurrent")
@@ -214,7 +290,12 @@ def validate_config(cfg: Mapping, where: str) -> None:
         _require(_number(obj.get("target")), where, "objective.target", "goal = target needs a numeric target")
     _require(("mu" in obj) != ("filling" in obj), where, "objective", "give exactly one of mu or filling")
     if "filling" in obj:
-        _require(_number(obj["filling"]) and 0 <= obj["filling"] <= 1, where, "objective.filling", f"expected a number in [0, 1], got {obj['filling']!r}")
+        _require(
+            _number(obj["filling"]) and 0 <= obj["filling"] <= 1,
+            where,
+            "objective.filling",
+            f"expected a number in [0, 1], got {obj['filling']!r}",
+        )
     if "mu" in obj:
         _require(_number(obj["mu"]), where, "objective.mu", f"expected a finite number, got {obj['mu']!r}")
     for num in ("gap_weight", "gap_min"):
@@ -230,20 +311,39 @@ def validate_config(cfg: Mapping, where: str) -> None:
     lr = opt.get("learning_rate", 0.1)
     if isinstance(lr, Mapping):
         vals, bounds = lr.get("values"), lr.get("boundaries", [])
-        _require(isinstance(vals, list) and all(_number(v) and v > 0 for v in vals), where, "optimizer.learning_rate.values", "expected a list of positive numbers")
-        _require(isinstance(bounds, list) and len(bounds) == len(vals) - 1 and all(isinstance(b, int) for b in bounds), where, "optimizer.learning_rate.boundaries", "expected one integer step fewer than values")
+        _require(
+            isinstance(vals, list) and all(_number(v) and v > 0 for v in vals),
+            where,
+            "optimizer.learning_rate.values",
+            "expected a list of positive numbers",
+        )
+        _require(
+            isinstance(bounds, list) and len(bounds) == len(vals) - 1 and all(isinstance(b, int) for b in bounds),
+            where,
+            "optimizer.learning_rate.boundaries",
+            "expected one integer step fewer than values",
+        )
     else:
-        _require(_number(lr) and lr > 0, where, "optimizer.learning_rate", f"expected a positive number or {{values, boundaries}}, got {lr!r}")
+        _require(
+            _number(lr) and lr > 0,
+            where,
+            "optimizer.learning_rate",
+            f"expected a positive number or {{values, boundaries}}, got {lr!r}",
+        )
     temp = cfg["temperature"]
     _require(isinstance(temp, Mapping), where, "temperature", "expected a table")
     bad = sorted(set(temp) - _TEMPERATURE_KEYS)
-    _require(not bad, where, f"temperature.{bad[0] if bad else ''}", f"unknown key; allowed: {', '.join(sorted(_TEMPERATURE_KEYS))}")
+    _require(
+        not bad, where, f"temperature.{bad[0] if bad else ''}", f"unknown key; allowed: {', '.join(sorted(_TEMPERATURE_KEYS))}"
+    )
     _require(temp.get("schedule") in _SCHEDULES, where, "temperature.schedule", f"expected one of {', '.join(_SCHEDULES)}")
     for num in ("start", "end", "start_kelvin", "end_kelvin"):
         if num in temp:
             _require(_number(temp[num]), where, f"temperature.{num}", "expected a finite number")
     ev = cfg.get("evaluation", {})
-    _require(isinstance(ev, Mapping) and set(ev) <= {"beta", "kelvin", "nk"}, where, "evaluation", "allowed keys: beta, kelvin, nk")
+    _require(
+        isinstance(ev, Mapping) and set(ev) <= {"beta", "kelvin", "nk"}, where, "evaluation", "allowed keys: beta, kelvin, nk"
+    )
     for num in ("beta", "kelvin"):
         if num in ev:
             _require(_number(ev[num]) and ev[num] > 0, where, f"evaluation.{num}", "expected a positive number")
@@ -255,7 +355,9 @@ def build_parametrization(model, spec: Mapping) -> Parametrization:
     for pattern, entry in spec.items():
         matched = [n for n in model.parameter_names if fnmatch.fnmatchcase(n, pattern)]
         if not matched:
-            raise ConfigError(f"parameters.{pattern}: matches no parameter of model {model.name} ({', '.join(model.parameter_names[:12])}…)")
+            raise ConfigError(
+                f"parameters.{pattern}: matches no parameter of model {model.name} ({', '.join(model.parameter_names[:12])}…)"
+            )
         kwargs = {k: v for k, v in entry.items() if k != "map"}
         for name in matched:
             maps[name] = ParamMap(entry.get("map", "free"), **kwargs)
@@ -272,7 +374,9 @@ def temperature_schedule(cfg: Mapping, energy_unit: str) -> Callable[[int], floa
         return lambda step: math.exp(cfg.get("start", 0.0))
     from .units import kelvin_to_energy
 
-    kelvin = log_linear(cfg.get("start_kelvin", 30000.0), cfg.get("end_kelvin", 300.0), cfg.get("begin", 100), cfg.get("finish", 350))
+    kelvin = log_linear(
+        cfg.get("start_kelvin", 30000.0), cfg.get("end_kelvin", 300.0), cfg.get("begin", 100), cfg.get("finish", 350)
+    )
     return lambda step: 1.0 / kelvin_to_energy(kelvin(step), energy_unit)
 
 
@@ -342,7 +446,16 @@ class DesignRun:
 
         return RunIdentity.of(self.cfg, seed=seed, design=self.label)
 
-    def run(self, seed: int, *, out_dir: Path | None = None, resume: bool = False, overwrite: bool = False, on_step=None, steps: int | None = None):
+    def run(
+        self,
+        seed: int,
+        *,
+        out_dir: Path | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
+        on_step=None,
+        steps: int | None = None,
+    ):
         """Optimise from ``seed`` (or resume ``out_dir``'s checkpoint); returns the final DesignState.
 
         With ``out_dir`` the folder is locked for the run and must hold nothing but this run
@@ -363,7 +476,10 @@ class DesignRun:
             if resume:
                 state, meta = load_checkpoint(checkpoint)
                 if meta.get("backend") not in (None, _backend.current().name):
-                    raise HamdesignError(f"checkpoint in {out_dir} was written on {meta.get('backend')}; resume it with --backend {meta.get('backend')}")
+                    raise HamdesignError(
+                        f"checkpoint in {out_dir} was written on {meta.get('backend')}; "
+                        f"resume it with --backend {meta.get('backend')}"
+                    )
             return self._minimise(seed, state=state, checkpoint=checkpoint, on_step=on_step, steps=steps)
 
     def _minimise(self, seed: int, *, state, checkpoint: Path | None, on_step, steps: int | None):
@@ -377,7 +493,13 @@ class DesignRun:
             state=state,
             checkpoint=checkpoint,
             checkpoint_every=self.cfg.get("checkpoint_every", 10),
-            meta={"seed": seed, "backend": _backend.current().name, "config": dict(self.cfg), "design": self.label, "run": self.identity(seed).to_dict()},
+            meta={
+                "seed": seed,
+                "backend": _backend.current().name,
+                "config": dict(self.cfg),
+                "design": self.label,
+                "run": self.identity(seed).to_dict(),
+            },
             on_step=on_step,
             variable_names=self.par.variable_names,
         )
@@ -483,7 +605,9 @@ def provenance() -> dict:
     return out
 
 
-def write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str, overwrite: bool = False, figures: bool = True) -> dict:
+def write_result(
+    run: DesignRun, state, out_dir: Path, *, seed: int, label: str, overwrite: bool = False, figures: bool = True
+) -> dict:
     """result.json, history.npz, the model (TOML and wannier90 _tb.dat), figures (unless not ``figures``); all atomic.
 
     The folder is locked while writing and may hold only this run's files (its checkpoint, an
@@ -514,11 +638,17 @@ def _write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str
         "device": str(_backend.current().device),
         "objective": dict(run.cfg["objective"]),
         "final_loss": float(history["loss"][-1]) if len(history.get("loss", [])) else None,
-        "design_variables": dict(zip(run.par.variable_names, map(float, state.theta))),
+        "design_variables": dict(zip(run.par.variable_names, map(float, state.theta), strict=False)),
         "parameters": physical,
         "parametrization": run.par.describe(),
         "evaluation": evaluation,
-        "model": {"name": run.model.name, "energy_unit": run.model.energy_unit, "length_unit": run.model.length_unit, "norb": run.model.norb, "dim": run.model.dim},
+        "model": {
+            "name": run.model.name,
+            "energy_unit": run.model.energy_unit,
+            "length_unit": run.model.length_unit,
+            "norb": run.model.norb,
+            "dim": run.model.dim,
+        },
         "config": run.cfg,
         "run": identity.to_dict(),
         "versions": provenance(),

@@ -138,7 +138,9 @@ def make_executor(kind: str = "serial", *, workers: int | None = None, scheduler
 
         # Spawned workers inherit the environment at start-up, before numpy loads its BLAS.
         with _environment(pinned_environment()):
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads)
+            pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=pin_threads
+            )
             try:
                 yield pool
             finally:
@@ -153,8 +155,12 @@ def make_executor(kind: str = "serial", *, workers: int | None = None, scheduler
             env = {**pinned_environment({}), **THREAD_ENV}
             cluster = stack.enter_context(
                 LocalCluster(
-                    n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, env=env,
-                    dashboard_address=None, silence_logs=logging.ERROR,
+                    n_workers=workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    env=env,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
                 )
             )
             client = stack.enter_context(Client(cluster))
@@ -185,7 +191,9 @@ def parse_sweep(items: Iterable[str]) -> dict[str, list]:
         key = key.strip()
         parsed = [_parse_value(v) for v in values.split(",") if v.strip()]
         if not sep or not key or not parsed:
-            raise ParameterError(f"--sweep must be KEY=V1,V2,… (KEY a dotted config key like optimizer.learning_rate), got {item!r}")
+            raise ParameterError(
+                f"--sweep must be KEY=V1,V2,… (KEY a dotted config key like optimizer.learning_rate), got {item!r}"
+            )
         if key in sweep:
             raise ParameterError(f"--sweep {key} given twice; list all its values in one --sweep {key}=V1,V2,…")
         sweep[key] = parsed
@@ -213,7 +221,7 @@ def sweep_points(sweep: Mapping[str, Sequence] | None) -> list[dict]:
     if not sweep:
         return [{}]
     keys = list(sweep)
-    return [dict(zip(keys, values)) for values in itertools.product(*(sweep[k] for k in keys))]
+    return [dict(zip(keys, values, strict=False)) for values in itertools.product(*(sweep[k] for k in keys))]
 
 
 def _format_value(value) -> str:
@@ -415,7 +423,9 @@ def _finished_here(folder: Path, identity) -> dict | None:
     return result if int(result.get("steps") or 0) >= identity.steps else None
 
 
-def _plan(cfg: Mapping, label: str, seeds: Sequence[int], sweep: Mapping | None, root: Path) -> list[tuple[dict, dict, int, Path]]:
+def _plan(
+    cfg: Mapping, label: str, seeds: Sequence[int], sweep: Mapping | None, root: Path
+) -> list[tuple[dict, dict, int, Path]]:
     """(point, configuration, seed, folder) for every run, sweep points outermost."""
     from .design import validate_config
     from .io.runfolder import seed_folder
@@ -509,7 +519,12 @@ def run_ensemble(
             for point in sweep_points(sweep):
                 point_cfg = plan[[p for p, *_ in plan].index(point)][1]
                 stack.enter_context(
-                    claim_ensemble_root(root / point_folder_name(point), RunIdentity.of(point_cfg, seed=None, design=label), resume=resume, overwrite=overwrite)
+                    claim_ensemble_root(
+                        root / point_folder_name(point),
+                        RunIdentity.of(point_cfg, seed=None, design=label),
+                        resume=resume,
+                        overwrite=overwrite,
+                    )
                 )
         else:
             stack.enter_context(claim_ensemble_root(root, base_identity, resume=resume, overwrite=overwrite, sweep_keys=[]))
@@ -532,9 +547,19 @@ def run_ensemble(
                 record = future.result()
             except Exception as err:  # noqa: BLE001 - the worker died or the executor broke: recorded, the rest go on
                 point, _, seed, folder = plan[i]
-                record = {"point": point, "seed": seed, "folder": str(folder), "status": "error", "error": f"{type(err).__name__}: {err}"}
+                record = {
+                    "point": point,
+                    "seed": seed,
+                    "folder": str(folder),
+                    "status": "error",
+                    "error": f"{type(err).__name__}: {err}",
+                }
             for category, message in record.get("warnings", []):
-                warnings.warn(message, category if isinstance(category, type) and issubclass(category, Warning) else UserWarning, stacklevel=3)
+                warnings.warn(
+                    message,
+                    category if isinstance(category, type) and issubclass(category, Warning) else UserWarning,
+                    stacklevel=3,
+                )
             records[i] = record
             bar.advance(record)
             write_summary()
@@ -544,8 +569,19 @@ def run_ensemble(
         try:
             for i in to_run:
                 point, point_cfg, seed, folder = plan[i]
-                task = RunTask(point_cfg, label, seed, str(folder), point, resume=resume, overwrite=overwrite, backend=backend,
-                               device=os.environ.get("HAMDESIGN_DEVICE"), in_worker=not serial, figures=figures)
+                task = RunTask(
+                    point_cfg,
+                    label,
+                    seed,
+                    str(folder),
+                    point,
+                    resume=resume,
+                    overwrite=overwrite,
+                    backend=backend,
+                    device=os.environ.get("HAMDESIGN_DEVICE"),
+                    in_worker=not serial,
+                    figures=figures,
+                )
                 futures[executor.submit(run_one, task)] = i
                 for future in [f for f in futures if f.done()]:  # the serial executor: results arrive at submission
                     arrive(future)

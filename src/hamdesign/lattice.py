@@ -59,7 +59,10 @@ class Lattice:
         lengths = np.linalg.norm(np.clip(given[:dim], -_MAX_LENGTH, _MAX_LENGTH), axis=1)  # clipped: no overflow
         if np.any(lengths < _MIN_LENGTH) or np.any(np.abs(given[:dim]) >= _MAX_LENGTH):
             # beyond this range products of lengths under- or overflow and the cell is not a physical one
-            raise LatticeError(f"lattice vectors must have lengths between {_MIN_LENGTH:g} and {_MAX_LENGTH:g} length units, got {lengths.tolist()}")
+            raise LatticeError(
+                f"lattice vectors must have lengths between {_MIN_LENGTH:g} "
+                f"and {_MAX_LENGTH:g} length units, got {lengths.tolist()}"
+            )
         full = np.zeros((given.shape[0], 3))
         full[:, : given.shape[1]] = given
         full = _complete_basis(full, spacing)
@@ -224,4 +227,4 @@ def high_symmetry_path(lattice: Lattice, labels: Sequence[str] | None = None, *,
     step = np.r_[0.0, np.linalg.norm(np.diff(cart, axis=0), axis=1)]
     dist = np.cumsum(step)
     tick_idx = [i * n_per_segment for i in range(len(corners) - 1)] + [len(kfrac) - 1]
-    return kfrac, dist, [(float(dist[i]), lab) for i, lab in zip(tick_idx, labels)]
+    return kfrac, dist, [(float(dist[i]), lab) for i, lab in zip(tick_idx, labels, strict=False)]

@@ -216,7 +216,7 @@ class TightBinding:
 
     def params_from(self, values: Mapping[str, float] | None = None, **overrides: float) -> np.ndarray:
         """The flat parameter vector: defaults, updated from ``values`` and keyword overrides."""
-        merged = dict(zip(self.parameter_names, self.default_params.tolist()))
+        merged = dict(zip(self.parameter_names, self.default_params.tolist(), strict=False))
         for key, val in {**(values or {}), **overrides}.items():
             if key not in merged:
                 raise ParameterError(f"unknown parameter {key!r} for model {self.name}; known: {list(merged)}")
@@ -336,7 +336,9 @@ def _as_params(model: TightBinding, params, be):
     if isinstance(params, np.ndarray) or isinstance(params, (list, tuple)):
         arr = np.asarray(params, dtype=float)
         if arr.shape != (model.nparams,):
-            raise ParameterError(f"model {model.name} takes {model.nparams} parameters {list(model.parameter_names)}, got shape {arr.shape}")
+            raise ParameterError(
+                f"model {model.name} takes {model.nparams} parameters {list(model.parameter_names)}, got shape {arr.shape}"
+            )
         return be.asarray(arr)
     if tuple(params.shape) != (model.nparams,):
         raise ParameterError(f"model {model.name} takes {model.nparams} parameters, got shape {tuple(params.shape)}")

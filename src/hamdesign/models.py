@@ -129,7 +129,11 @@ def kondo_chain(
         hops.append((2 * i, 2 * i, (0,), f"J*cos(theta{i})"))
         hops.append((2 * i + 1, 2 * i + 1, (0,), f"-1*J*cos(theta{i})"))
         hops.append((2 * i, 2 * i + 1, (0,), f"J*sin(theta{i})*exp(-i*phi{i})"))
-    info = {"t1": "nearest-neighbour hopping (eV)", "t2": "next-nearest-neighbour hopping (eV)", "J": "exchange coupling to the classical spins (eV)"}
+    info = {
+        "t1": "nearest-neighbour hopping (eV)",
+        "t2": "next-nearest-neighbour hopping (eV)",
+        "J": "exchange coupling to the classical spins (eV)",
+    }
     info.update({f"theta{i}": f"polar angle of spin {i} (rad)" for i in range(n_sites)})
     info.update({f"phi{i}": f"azimuthal angle of spin {i} (rad)" for i in range(n_sites)})
     return TightBinding.build(
@@ -147,14 +151,16 @@ def kondo_chain(
 
 def spin_directions(model: TightBinding, params) -> np.ndarray:
     """Unit spin vectors S_i, shape (N, 3), from the theta/phi parameters of a kondo_chain model."""
-    values = dict(zip(model.parameter_names, np.asarray(params, dtype=float)))
+    values = dict(zip(model.parameter_names, np.asarray(params, dtype=float), strict=False))
     n = sum(1 for name in values if name.startswith("theta"))
     th = np.array([values[f"theta{i}"] for i in range(n)])
     ph = np.array([values[f"phi{i}"] for i in range(n)])
     return np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], axis=-1)
 
 
-def haldane_general(t1: float = 1.0, M_A: float = 0.0, M_B: float = 0.0, t2: float = 0.1, phi: float = float(np.pi / 2)) -> TightBinding:
+def haldane_general(
+    t1: float = 1.0, M_A: float = 0.0, M_B: float = 0.0, t2: float = 0.1, phi: float = float(np.pi / 2)
+) -> TightBinding:
     """Honeycomb with every NNN bond free: the 14-parameter search space of the Haldane design.
 
     Same geometry and NN bonds as :func:`haldane`; on-site M_A, M_B; the six NNN bonds
@@ -174,7 +180,15 @@ def haldane_general(t1: float = 1.0, M_A: float = 0.0, M_B: float = 0.0, t2: flo
             info[f"phi_{sub}{k}"] = f"phase of t_{sub}{sub}(R = {R[0]} a1 + {R[1]} a2) (rad)"
     hops += [(0, 0, (0, 0), "M_A"), (1, 1, (0, 0), "M_B")]
     return TightBinding.build(
-        lattice, pos, hops, params, orbital_names=("A", "B"), name="haldane_general", energy_unit="t1", length_unit="a", parameter_info=info
+        lattice,
+        pos,
+        hops,
+        params,
+        orbital_names=("A", "B"),
+        name="haldane_general",
+        energy_unit="t1",
+        length_unit="a",
+        parameter_info=info,
     )
 
 
@@ -222,7 +236,11 @@ def triangular(t1: float = 1.0, t2: float = 0.5, t3: float = 0.5, phases=None) -
     if phase_values.shape != (len(bonds),):
         raise ValueError(f"phases must have {len(bonds)} entries")
     params: dict[str, float] = {"t1": t1, "t2": t2, "t3": t3}
-    info = {"t1": "first-neighbour magnitude (energy unit)", "t2": "second-neighbour magnitude", "t3": "third-neighbour magnitude"}
+    info = {
+        "t1": "first-neighbour magnitude (energy unit)",
+        "t2": "second-neighbour magnitude",
+        "t3": "third-neighbour magnitude",
+    }
     hops = []
     for b, (i, j, R, shell) in enumerate(bonds):
         params[f"p{b}"] = float(phase_values[b])

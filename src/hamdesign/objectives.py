@@ -123,10 +123,24 @@ def photocurrent_objective(
     def objective(theta, beta):
         params = parametrization.physical(theta)
         out = photocurrent(
-            model, params, kfrac, spectrum=spec, direction=direction, polarisation=polarisation, tau=tau, beta=beta, mu=mu, filling=filling
+            model,
+            params,
+            kfrac,
+            spectrum=spec,
+            direction=direction,
+            polarisation=polarisation,
+            tau=tau,
+            beta=beta,
+            mu=mu,
+            filling=filling,
         )
         loss = _goal_loss(out[key] / 1000.0, goal, None if target is None else target / 1000.0)
-        aux = {"j_total": out["total"], "j_shift": out["shift"], "j_injection": out["injection"], "mu": out["mu"] + 0.0 * out["total"]}
+        aux = {
+            "j_total": out["total"],
+            "j_shift": out["shift"],
+            "j_injection": out["injection"],
+            "mu": out["mu"] + 0.0 * out["total"],
+        }
         return loss, aux
 
     return objective

@@ -145,8 +145,9 @@ class DesignState:
 
 def save_checkpoint(path: Path, state: DesignState, meta: dict) -> None:
     """Write the state atomically (temporary file + rename): a kill mid-write keeps the old one."""
-    from .io.atomic import atomic_write_bytes
     import io as _io
+
+    from .io.atomic import atomic_write_bytes
 
     buffer = _io.BytesIO()
     arrays = {f"history__{k}": np.asarray(v) for k, v in state.history.items()}
@@ -209,14 +210,23 @@ def minimise(
         raise ParameterError(f"designing needs gradients; the {be.name} backend has none (use jax, torch or autograd)")
     step_fn = be.jit(be.value_and_grad(objective, has_aux=True))
     if state is None:
-        state = DesignState(0, np.asarray(theta0, dtype=float), 0, np.zeros_like(theta0, dtype=float), np.zeros_like(theta0, dtype=float), {})
+        state = DesignState(
+            0, np.asarray(theta0, dtype=float), 0, np.zeros_like(theta0, dtype=float), np.zeros_like(theta0, dtype=float), {}
+        )
     theta = be.asarray(state.theta)
     opt_state = OptimizerState(state.opt_count, be.asarray(state.opt_mu), be.asarray(state.opt_nu))
     history = {k: list(v) for k, v in state.history.items()}
     meta = meta or {}
 
     def snapshot(step: int) -> DesignState:
-        return DesignState(step, be.to_numpy(theta).copy(), int(opt_state.count), be.to_numpy(opt_state.mu).copy(), be.to_numpy(opt_state.nu).copy(), {k: list(v) for k, v in history.items()})
+        return DesignState(
+            step,
+            be.to_numpy(theta).copy(),
+            int(opt_state.count),
+            be.to_numpy(opt_state.mu).copy(),
+            be.to_numpy(opt_state.nu).copy(),
+            {k: list(v) for k, v in history.items()},
+        )
 
     for step in range(state.step, steps):
         b = beta(step)
@@ -230,7 +240,10 @@ def minimise(
                 save_checkpoint(checkpoint, snapshot(step), meta)
             bad = [variable_names[i] if i < len(variable_names) else str(i) for i in np.nonzero(~np.isfinite(grad_np))[0]]
             where = "objective" if not np.isfinite(loss_np) else f"gradient (variables {', '.join(bad[:8])})"
-            raise NonFiniteError(f"non-finite {where} at step {step} (beta={b:g}); last good state kept" + (f" in {checkpoint}" if checkpoint else ""))
+            raise NonFiniteError(
+                f"non-finite {where} at step {step} (beta={b:g}); last good state kept"
+                + (f" in {checkpoint}" if checkpoint else "")
+            )
         record = {"loss": loss_np, "beta": b, "learning_rate": lr, "seconds": 0.0}
         record.update({k: be.to_numpy(v).tolist() for k, v in aux.items()})
         theta, opt_state = optimizer.update(grad, opt_state, theta, lr)

@@ -80,10 +80,12 @@ class Parametrization:
         maps = dict(maps or {})
         unknown = [n for n in maps if n not in model.parameter_names]
         if unknown:
-            raise ParameterError(f"parametrization names unknown parameters {unknown}; model {model.name} has {list(model.parameter_names)}")
+            raise ParameterError(
+                f"parametrization names unknown parameters {unknown}; model {model.name} has {list(model.parameter_names)}"
+            )
         per_param = tuple(maps.get(n, FREE) for n in model.parameter_names)
         slots, names, tie_slot, tie_map = [], [], {}, {}
-        for name, pm in zip(model.parameter_names, per_param):
+        for name, pm in zip(model.parameter_names, per_param, strict=False):
             if pm.kind == "fixed":
                 slots.append(-1)
                 continue
@@ -109,9 +111,11 @@ class Parametrization:
         be = _backend.current()
         xp = be.xp
         theta = be.asarray(np.asarray(theta, dtype=float)) if isinstance(theta, (np.ndarray, list, tuple)) else theta
-        gathered = xp.take(theta, be.asarray(np.array([max(s, 0) for s in self._slot], dtype=np.int64)), axis=0) if self.size else None
+        gathered = (
+            xp.take(theta, be.asarray(np.array([max(s, 0) for s in self._slot], dtype=np.int64)), axis=0) if self.size else None
+        )
         columns = []
-        for n, (pm, slot) in enumerate(zip(self.maps, self._slot)):
+        for n, (pm, slot) in enumerate(zip(self.maps, self._slot, strict=False)):
             if slot < 0:
                 columns.append(be.asarray(np.array([pm.value], dtype=float)))
                 continue
@@ -130,7 +134,7 @@ class Parametrization:
         rng = np.random.default_rng(seed)
         theta = np.zeros(self.size)
         kinds = {}
-        for pm, slot in zip(self.maps, self._slot):
+        for pm, slot in zip(self.maps, self._slot, strict=False):
             if slot >= 0:
                 kinds[slot] = pm.kind
         for slot in range(self.size):
@@ -140,7 +144,7 @@ class Parametrization:
     def from_physical(self, values: Mapping[str, float]) -> np.ndarray:
         """θ reproducing given physical values (for starting a design from a known point)."""
         theta = np.zeros(self.size)
-        for name, pm, slot in zip(self.model.parameter_names, self.maps, self._slot):
+        for name, pm, slot in zip(self.model.parameter_names, self.maps, self._slot, strict=False):
             if slot >= 0 and name in values:
                 theta[slot] = pm.inverse(float(values[name]))
         return theta
@@ -152,7 +156,7 @@ class Parametrization:
         with use_backend("numpy"):
             p = np.asarray(self.physical(np.asarray(theta, dtype=float)))
         out = {}
-        for name, pm, value in zip(self.model.parameter_names, self.maps, p):
+        for name, pm, value in zip(self.model.parameter_names, self.maps, p, strict=False):
             out[name] = float(np.angle(np.exp(1j * value))) if pm.kind == "phase" else float(value)
         return out
 
@@ -160,7 +164,7 @@ class Parametrization:
         """The maps as plain data for result files."""
         return {
             name: {k: v for k, v in vars(pm).items() if v is not None and (k in ("kind", "tie") or _relevant(pm.kind, k))}
-            for name, pm in zip(self.model.parameter_names, self.maps)
+            for name, pm in zip(self.model.parameter_names, self.maps, strict=False)
         }
 
 

@@ -31,7 +31,7 @@ def plot_history(history: dict, path: Path, *, title: str) -> Path:
     ]
     panels = [(k, label) for k, label in panels if k in history]
     fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(7, 2.2 * (len(panels) + 1)), sharex=True)
-    for ax, (key, label) in zip(axes, panels):
+    for ax, (key, label) in zip(axes, panels, strict=False):
         values = np.asarray(history[key])
         ax.plot(steps, values if values.ndim == 1 else values, lw=1.2)
         ax.set_ylabel(label, fontsize=8)
@@ -102,7 +102,9 @@ def plot_bands(model, params, path: Path, *, title: str, mu: float | None = None
     return _save(fig, path)
 
 
-def plot_berry_map(model, params, path: Path, *, title: str, beta: float, mu: float | None = None, filling: float | None = None, nk: int = 90) -> Path:
+def plot_berry_map(
+    model, params, path: Path, *, title: str, beta: float, mu: float | None = None, filling: float | None = None, nk: int = 90
+) -> Path:
     """Occupied Berry curvature Σ_n f(ε_n − μ) Ω_n(k) over one reciprocal cell (Cartesian k)."""
     from .backend import use_backend
     from .lattice import kmesh
@@ -128,7 +130,20 @@ def plot_berry_map(model, params, path: Path, *, title: str, beta: float, mu: fl
     return _save(fig, path)
 
 
-def plot_photocurrent_spectrum(model, params, path: Path, *, title: str, beta: float, filling: float | None, mu: float | None, tau: float, spectrum: str, direction: str = "x", eta: float = 0.02) -> Path:
+def plot_photocurrent_spectrum(
+    model,
+    params,
+    path: Path,
+    *,
+    title: str,
+    beta: float,
+    filling: float | None,
+    mu: float | None,
+    tau: float,
+    spectrum: str,
+    direction: str = "x",
+    eta: float = 0.02,
+) -> Path:
     """σ_shift(ω) and τη(ω) (A/V²), the solar spectrum, and the spectral current density dJ/d(ħω)."""
     from .backend import use_backend
     from .lattice import kmesh

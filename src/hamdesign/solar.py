@@ -60,7 +60,9 @@ def blackbody(temperature_k: float = 5500.0, total: float = SOLAR_CONSTANT, *, n
     x = HBAR * omega / kt
     shape = x**3 / np.expm1(x)
     irradiance = shape * total / np.trapezoid(shape, omega)
-    return Spectrum(f"blackbody{temperature_k:g}", omega, irradiance, f"black body at {temperature_k:g} K scaled to {total:g} W/m^2")
+    return Spectrum(
+        f"blackbody{temperature_k:g}", omega, irradiance, f"black body at {temperature_k:g} K scaled to {total:g} W/m^2"
+    )
 
 
 def astm_g173(which: str) -> Spectrum:
@@ -75,7 +77,11 @@ def astm_g173(which: str) -> Spectrum:
     omega = 2 * np.pi * SPEED_OF_LIGHT / wavelength_m
     irradiance = per_m * wavelength_m**2 / (2 * np.pi * SPEED_OF_LIGHT)  # |dλ/dω| = λ²/(2πc)
     order = np.argsort(omega)
-    names = {"am0": "ASTM G173-03 AM0 (extraterrestrial)", "am15g": "ASTM G173-03 AM1.5 global tilt", "am15d": "ASTM G173-03 AM1.5 direct + circumsolar"}
+    names = {
+        "am0": "ASTM G173-03 AM0 (extraterrestrial)",
+        "am15g": "ASTM G173-03 AM1.5 global tilt",
+        "am15d": "ASTM G173-03 AM1.5 direct + circumsolar",
+    }
     return Spectrum(which, omega[order], irradiance[order], names[which])
 
 

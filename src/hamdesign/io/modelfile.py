@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError, ModelError, ModelFileError
+from ..errors import ModelError, ModelFileError, ParameterError
 from ..lattice import Lattice
 from ..model import TightBinding
 from .atomic import atomic_write_text
@@ -115,7 +115,9 @@ def model_from_dict(data: Mapping, where: str) -> TightBinding:
     except (ModelError, TypeError, ValueError) as err:
         raise ModelFileError(f"{where}: lattice: {err}") from err
     params = data.get("parameters", {})
-    if not isinstance(params, Mapping) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()):
+    if not isinstance(params, Mapping) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()
+    ):
         raise ModelFileError(f"{where}: parameters: expected name = number entries")
     orbitals = data["orbitals"]
     if not isinstance(orbitals, list) or not orbitals:
@@ -135,7 +137,9 @@ def model_from_dict(data: Mapping, where: str) -> TightBinding:
     hops = []
     hoppings = data.get("hoppings", [])
     if not isinstance(hoppings, list):
-        raise ModelFileError(f"{where}: hoppings: expected a list of {{from, to, R, amplitude}} tables, got {type(hoppings).__name__}")
+        raise ModelFileError(
+            f"{where}: hoppings: expected a list of {{from, to, R, amplitude}} tables, got {type(hoppings).__name__}"
+        )
     for n, hop in enumerate(hoppings):
         if not isinstance(hop, Mapping):
             raise ModelFileError(f"{where}: hoppings[{n}]: expected a table")
@@ -186,8 +190,8 @@ def model_to_dict(model: TightBinding) -> dict:
         "length_unit": model.length_unit,
         "coordinates": "reduced",
         "lattice": {"vectors": model.lattice.vectors.tolist(), "dim": model.dim},
-        "parameters": {n: float(v) for n, v in zip(model.parameter_names, model.default_params)},
-        "orbitals": [{"name": n, "position": [float(x) for x in p]} for n, p in zip(model.orbital_names, reduced)],
+        "parameters": {n: float(v) for n, v in zip(model.parameter_names, model.default_params, strict=False)},
+        "orbitals": [{"name": n, "position": [float(x) for x in p]} for n, p in zip(model.orbital_names, reduced, strict=False)],
         "hoppings": [
             {"from": h.i, "to": h.j, "R": list(h.R), "amplitude": _amplitude_value(h.amplitude)} for h in model.hoppings
         ],

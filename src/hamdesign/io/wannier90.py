@@ -147,7 +147,9 @@ def _dimension(Rs) -> int:
     return 2 if Rs[:, 1].any() else 1
 
 
-def _build(path: Path, vectors: np.ndarray, centres: np.ndarray, Rs: np.ndarray, ham: np.ndarray, name: str, also_R=()) -> TightBinding:
+def _build(
+    path: Path, vectors: np.ndarray, centres: np.ndarray, Rs: np.ndarray, ham: np.ndarray, name: str, also_R=()
+) -> TightBinding:
     """Each bond once from full H(R) blocks (already divided by degeneracy), dimension detected.
 
     ``also_R``: further R vectors (of position-matrix elements) that count for the dimension.
@@ -165,14 +167,17 @@ def _build(path: Path, vectors: np.ndarray, centres: np.ndarray, Rs: np.ndarray,
                 t = block[m, n]
                 if R == (0, 0, 0) and m == n:
                     if abs(t.imag) > _TOL * scale:
-                        raise ModelFileError(f"{path}: on-site H_{m + 1}{n + 1}(0) = {t} is not real: the Hamiltonian is not Hermitian")
+                        raise ModelFileError(
+                            f"{path}: on-site H_{m + 1}{n + 1}(0) = {t} is not real: the Hamiltonian is not Hermitian"
+                        )
                     if t != 0:
                         kept.append((m, n, R, float(t.real)))
                     continue
                 other = 0.0 if partner is None else partner[n, m]
                 if abs(other - np.conj(t)) > _TOL * scale:
                     raise ModelFileError(
-                        f"{path}: H_{m + 1}{n + 1}(R={list(R)}) = {t} but H_{n + 1}{m + 1}(R={list(minus)}) = {other}: not Hermitian"
+                        f"{path}: H_{m + 1}{n + 1}(R={list(R)}) = {t} but "
+                        f"H_{n + 1}{m + 1}(R={list(minus)}) = {other}: not Hermitian"
                     )
                 if (minus, n, m) < (R, m, n):  # the partner was (or will be) kept instead
                     continue
@@ -340,14 +345,19 @@ def read_wsvec(path: str | Path, Rs: np.ndarray, num_wann: int) -> Translations:
         element = (index[R] * num_wann + m) * num_wann + n
         ndeg = reader.numbers(1, int)[0]
         if ndeg < 1 or count[element]:
-            reader.fail(f"R = {list(R)}, pair ({m + 1}, {n + 1}): " + ("listed twice" if count[element] else "needs at least one translation"))
+            reader.fail(
+                f"R = {list(R)}, pair ({m + 1}, {n + 1}): "
+                + ("listed twice" if count[element] else "needs at least one translation")
+            )
         count[element] = ndeg
         for _ in range(ndeg):
             elements.append(element)
             shifts.append(reader.numbers(3, int))
     if not count.all():
         r, rest = divmod(int(np.flatnonzero(count == 0)[0]), num_wann * num_wann)
-        raise ModelFileError(f"{path}: no translations for R = {Rs[r].tolist()}, pair ({rest // num_wann + 1}, {rest % num_wann + 1})")
+        raise ModelFileError(
+            f"{path}: no translations for R = {Rs[r].tolist()}, pair ({rest // num_wann + 1}, {rest % num_wann + 1})"
+        )
     return Translations(np.array(elements, dtype=np.int64), np.array(shifts, dtype=int).reshape(-1, 3), count)
 
 
@@ -365,7 +375,9 @@ def _hermitian_part(Rs: np.ndarray, blocks: np.ndarray) -> tuple[np.ndarray, flo
     return blocks - half, float(np.abs(half).max()) if half.size else 0.0
 
 
-def _ws_plan(path: Path, seed: str, win: WinSettings | None, ws_distance: bool | None, vectors, centres, Rs) -> tuple[Translations | None, str]:
+def _ws_plan(
+    path: Path, seed: str, win: WinSettings | None, ws_distance: bool | None, vectors, centres, Rs
+) -> tuple[Translations | None, str]:
     """The translations to apply (or None) and the sentence recorded in ``provenance["ws_distance"]``."""
     if ws_distance is not None and not isinstance(ws_distance, bool):
         raise ModelFileError(f"{path}: ws_distance must be True, False or None, got {ws_distance!r}")
@@ -430,16 +442,24 @@ def read_tb_dat(path: str | Path, *, ws_distance: bool | None = None) -> TightBi
     model = _build(path, vectors, centres, Rs, ham_c, seed, also_R=Rs[nonzero])
     largest = float(np.abs(berry).max())
     if largest == 0:
-        return model.with_structure(provenance={"ws_distance": ws_note, "position_matrix": "diagonal: the file has the centres only"})
+        return model.with_structure(
+            provenance={"ws_distance": ws_note, "position_matrix": "diagonal: the file has the centres only"}
+        )
     connection = BerryConnectionR(R=Rs[:, : model.dim].copy(), values=np.ascontiguousarray(np.moveaxis(berry, -1, 1)))
     note = f"full: max |<m0|r|nR> - centre| = {largest:.3g} {model.length_unit} (model.berry_connection_R)"
     if deviation > _TOL * largest:
-        note += f"; Hermitian part taken (as postw90 does): the file's matrix deviated by up to {deviation:.3g} {model.length_unit}"
+        note += (
+            f"; Hermitian part taken (as postw90 does): the file's matrix deviated by up to {deviation:.3g} {model.length_unit}"
+        )
     return model.with_structure(berry_connection_R=connection, provenance={"ws_distance": ws_note, "position_matrix": note})
 
 
 def read_hr_dat(
-    hr_path: str | Path, win_path: str | Path | None = None, centres_path: str | Path | None = None, *, ws_distance: bool | None = None
+    hr_path: str | Path,
+    win_path: str | Path | None = None,
+    centres_path: str | Path | None = None,
+    *,
+    ws_distance: bool | None = None,
 ) -> TightBinding:
     """A model from ``seedname_hr.dat`` with the lattice from ``seedname.win`` and centres from ``seedname_centres.xyz``.
 
@@ -449,7 +469,9 @@ def read_hr_dat(
     hr_path = Path(hr_path)
     seed = seed_of(hr_path, "_hr.dat")
     win_path = Path(win_path) if win_path else beside(hr_path, f"{seed}.win") or hr_path.with_name(f"{seed}.win")
-    centres_path = Path(centres_path) if centres_path else beside(hr_path, f"{seed}_centres.xyz") or hr_path.with_name(f"{seed}_centres.xyz")
+    centres_path = (
+        Path(centres_path) if centres_path else beside(hr_path, f"{seed}_centres.xyz") or hr_path.with_name(f"{seed}_centres.xyz")
+    )
     for needed, what in ((win_path, "lattice (unit_cell_cart)"), (centres_path, "Wannier centres (they enter the Bloch phase)")):
         if not needed.exists():
             raise ModelFileError(f"{hr_path}: needs {needed.name} for the {what}")
@@ -500,7 +522,7 @@ def _dense_blocks(model: TightBinding, params) -> tuple[list[tuple[int, int, int
         amps = np.asarray(hopping_amplitudes(model, model.default_params if params is None else params))
     pad = 3 - model.dim
     blocks: dict[tuple, np.ndarray] = {(0, 0, 0): np.zeros((model.norb, model.norb), complex)}
-    for hop, t in zip(model.hoppings, amps):
+    for hop, t in zip(model.hoppings, amps, strict=False):
         R = tuple(hop.R) + (0,) * pad
         minus = tuple(-x for x in R)
         for key in (R, minus):
@@ -518,7 +540,7 @@ def _position_blocks(model: TightBinding, keys: list[tuple[int, int, int]]) -> t
     blocks: dict[tuple, np.ndarray] = {}
     conn = model.berry_connection_R
     if conn is not None:
-        for R, values in zip(conn.R, conn.values):
+        for R, values in zip(conn.R, conn.values, strict=False):
             key = tuple(int(x) for x in R) + (0,) * pad
             blocks[key] = blocks.get(key, 0) + values
     centres = np.zeros((3, model.norb, model.norb), complex)
@@ -531,7 +553,7 @@ def write_tb_dat(model: TightBinding, path: str | Path, params=None) -> Path:
     """Write ``seedname_tb.dat`` (degeneracies 1, full H(R); the position matrix: full when the model
     has ``berry_connection_R``, else the centres on the R = 0 diagonal)."""
     keys, ham = _dense_blocks(model, params)
-    hblocks = dict(zip(keys, ham))
+    hblocks = dict(zip(keys, ham, strict=False))
     keys, pblocks = _position_blocks(model, keys)
     n = model.norb
     zero_h, zero_p = np.zeros((n, n), complex), np.zeros((3, n, n), complex)
@@ -563,15 +585,23 @@ def write_hr_dat(model: TightBinding, prefix: str | Path, params=None) -> list[P
     hr = [f"written by hamdesign: model {model.name} (energy unit {model.energy_unit})", str(n), str(len(keys))]
     degen = ["1"] * len(keys)
     hr += ["  ".join(degen[i : i + 15]) for i in range(0, len(degen), 15)]
-    for R, block in zip(keys, ham):
-        hr += [f"{R[0]:5d}{R[1]:5d}{R[2]:5d}{m + 1:5d}{k + 1:5d}  {block[m, k].real:23.15e} {block[m, k].imag:23.15e}" for k in range(n) for m in range(n)]
+    for R, block in zip(keys, ham, strict=False):
+        hr += [
+            f"{R[0]:5d}{R[1]:5d}{R[2]:5d}{m + 1:5d}{k + 1:5d}  {block[m, k].real:23.15e} {block[m, k].imag:23.15e}"
+            for k in range(n)
+            for m in range(n)
+        ]
     # the model's H(R) is final: no Wigner-Seitz translations to add on reading it back
     win = [f"num_wann = {n}", "use_ws_distance = false", "begin unit_cell_cart", "ang"]
     win += ["  ".join(f"{x:22.15e}" for x in row) for row in model.lattice.vectors]
     win += ["end unit_cell_cart"]
     xyz = [str(n), f"Wannier centres of hamdesign model {model.name}"]
     xyz += ["X  " + "  ".join(f"{c:22.15e}" for c in p) for p in model.positions]
-    paths = [prefix.with_name(prefix.name + "_hr.dat"), prefix.with_name(prefix.name + ".win"), prefix.with_name(prefix.name + "_centres.xyz")]
-    for p, lines in zip(paths, (hr, win, xyz)):
+    paths = [
+        prefix.with_name(prefix.name + "_hr.dat"),
+        prefix.with_name(prefix.name + ".win"),
+        prefix.with_name(prefix.name + "_centres.xyz"),
+    ]
+    for p, lines in zip(paths, (hr, win, xyz), strict=False):
         atomic_write_text(p, "\n".join(lines) + "\n")
     return paths

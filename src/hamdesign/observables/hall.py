@@ -443,7 +443,14 @@ def hall_sums(
     check_hall_memory(model, nk, nmu=dense_mu, nplanes=len(planes), at_filling=filling is not None)
     size = hall_chunk_size(model, nmu=dense_mu, nplanes=len(planes))
     chunks = curvature_chunks(
-        model, params, kfrac, planes=planes, regulator=regulator, position_matrix=position_matrix, degen_thresh=degen_thresh, chunk=size
+        model,
+        params,
+        kfrac,
+        planes=planes,
+        regulator=regulator,
+        position_matrix=position_matrix,
+        degen_thresh=degen_thresh,
+        chunk=size,
     )
     band_min, band_max = np.full(model.nband, np.inf), np.full(model.nband, -np.inf)
 
@@ -551,7 +558,15 @@ def sigma_xy(
     1.0
     """
     sums = hall_sums(
-        model, params, kfrac, beta=beta, mu=mu, filling=filling, regulator=regulator, position_matrix=position_matrix, degen_thresh=degen_thresh
+        model,
+        params,
+        kfrac,
+        beta=beta,
+        mu=mu,
+        filling=filling,
+        regulator=regulator,
+        position_matrix=position_matrix,
+        degen_thresh=degen_thresh,
     )
     return _squeeze_mu(-hall_prefactor(model) * sums.occupied[:, 0], sums)
 
@@ -694,9 +709,7 @@ def hall_report(
         "nk": list(sizes),
         "position_matrix": position_matrix,
         "degen_thresh": float(degen_thresh),
-        "gaps_above_band": {
-            str(n + 1): float(sums.band_min[n + 1] - sums.band_max[n]) for n in range(model.nband - 1)
-        },
+        "gaps_above_band": {str(n + 1): float(sums.band_min[n + 1] - sums.band_max[n]) for n in range(model.nband - 1)},
         "units": {"mu": model.energy_unit, "beta": f"1/{model.energy_unit}", "gaps_above_band": model.energy_unit},
         "conventions": (
             "Omega^c_n = -2 Im sum_m v^a_nm v^b_mn / (e_n - e_m)^2 (tight-binding gauge); "

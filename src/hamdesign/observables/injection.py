@@ -51,6 +51,7 @@ from ..spectrum import checked_kmesh
 from ..units import ELEMENTARY_CHARGE, HBAR
 from .interband import DEFAULT_DEGEN_THRESH, DEFAULT_SC_ETA, InterbandTerms
 from .shift import (
+    DEFAULT_INTERBAND,
     Component,
     InterbandSettings,
     _check_settings,
@@ -150,7 +151,15 @@ def injection_rate(
     def integrand(terms, cs):
         return injection_integrand(terms, cs, part=part)
 
-    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "chunk": chunk, "interband": interband}
+    settings = {
+        "beta": beta,
+        "mu": mu,
+        "filling": filling,
+        "eta": eta,
+        "smearing": smearing,
+        "chunk": chunk,
+        "interband": interband,
+    }
     total = _pair_response(model, params, kfrac, w, integrand=integrand, order=1, comps=comps, **settings)
     rate = total * float(-np.pi * INJECTION_SI_FACTOR / t_perp)
     return InjectionRate(
@@ -180,7 +189,7 @@ def injection_report(
     smearing: str = "gaussian",
     tau: float = DEFAULT_TAU_S,
     transverse: float | None = None,
-    interband: InterbandSettings = InterbandSettings(),
+    interband: InterbandSettings = DEFAULT_INTERBAND,
 ) -> dict:
     """Forward evaluation for people and files: η^{abc}(ω), and τη (A/V²) bulk and per layer/chain."""
     if not tau > 0:

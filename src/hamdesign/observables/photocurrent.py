@@ -43,6 +43,7 @@ from .injection import DEFAULT_TAU_S, INJECTION_SI_FACTOR, injection_integrand, 
 from .interband import DEFAULT_DEGEN_THRESH, DEFAULT_SC_ETA
 from .shift import (
     AXES,
+    DEFAULT_INTERBAND,
     InterbandSettings,
     _kfrac,
     check_current_direction,
@@ -122,7 +123,9 @@ def interpolate(x, xs: np.ndarray, ys: np.ndarray, /):
 def _energy_joules(model: TightBinding) -> float:
     joules = energy_in_j(model.energy_unit)
     if joules is None:
-        raise ParameterError(f"the solar photocurrent needs a physical energy unit (eV); model {model.name} uses {model.energy_unit!r}")
+        raise ParameterError(
+            f"the solar photocurrent needs a physical energy unit (eV); model {model.name} uses {model.energy_unit!r}"
+        )
     return joules
 
 
@@ -219,7 +222,7 @@ def photocurrent_on_grid(
     transverse: float | None = None,
     eta: float,
     smearing: str = "gaussian",
-    interband: InterbandSettings = InterbandSettings(),
+    interband: InterbandSettings = DEFAULT_INTERBAND,
 ) -> dict:
     """The same current from σ(ω) and η(ω) on an ω-grid (energy unit), trapezoid rule: A/m² (NumPy)."""
     be = _backend.current()
@@ -230,7 +233,15 @@ def photocurrent_on_grid(
     triples = [c for c, _ in comps]
     weights = np.array([w for _, w in comps])
     omega = np.asarray(omega, dtype=float)
-    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse, **interband.describe()}
+    settings = {
+        "beta": beta,
+        "mu": mu,
+        "filling": filling,
+        "eta": eta,
+        "smearing": smearing,
+        "transverse": transverse,
+        **interband.describe(),
+    }
     sigma = weights @ be.to_numpy(shift_conductivity(model, params, kfrac, omega, components=triples, **settings).sigma)
     rate = weights @ be.to_numpy(injection_rate(model, params, kfrac, omega, components=triples, **settings).eta)
     sun = np.interp(omega * joules / ELEMENTARY_CHARGE, spec.energy_ev, spec.irradiance, left=0.0, right=0.0)
@@ -256,7 +267,7 @@ def photocurrent_report(
     mu: float | None = None,
     filling: float | None = None,
     transverse: float | None = None,
-    interband: InterbandSettings = InterbandSettings(),
+    interband: InterbandSettings = DEFAULT_INTERBAND,
 ) -> dict:
     """Forward evaluation with every convention stated, for the CLI and result files."""
     from ..lattice import parse_nk
@@ -267,7 +278,17 @@ def photocurrent_report(
     sizes = parse_nk(nk, model.dim)
     spec = get_spectrum(spectrum)
     out = photocurrent(
-        model, params, checked_kmesh(model, sizes), spectrum=spec, direction=direction, polarisation=polarisation, tau=tau, beta=beta, mu=mu, filling=filling, transverse=transverse,
+        model,
+        params,
+        checked_kmesh(model, sizes),
+        spectrum=spec,
+        direction=direction,
+        polarisation=polarisation,
+        tau=tau,
+        beta=beta,
+        mu=mu,
+        filling=filling,
+        transverse=transverse,
         **interband.describe(),
     )
     j_shift, j_inj = float(be.to_numpy(out["shift"])), float(be.to_numpy(out["injection"]))
@@ -298,7 +319,8 @@ def photocurrent_report(
         "normalisation": (
             "J^a = integral domega [sigma^abb(w) + tau eta^abb(w)] I(w)/(c eps0), |E(w)|^2 = I/(2 c eps0), "
             "J = 2 sigma |E|^2, dJ/dt = 2 eta |E|^2; grid-free (each transition weighted by I at its energy). "
-            "current_density_original_normalisation = integral sigma |E|^2 domega with integral |E|^2 = 2 integral I/(c eps0), i.e. 2x"
+            "current_density_original_normalisation = integral sigma |E|^2 "
+            "domega with integral |E|^2 = 2 integral I/(c eps0), i.e. 2x"
         ),
         "backend": be.name,
     }

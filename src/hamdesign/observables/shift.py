@@ -355,7 +355,16 @@ class InterbandSettings:
         )
 
     def describe(self) -> dict:
-        return {"sc_eta": float(self.sc_eta), "degen_thresh": float(self.degen_thresh), "position_matrix": self.position_matrix, "scissor": float(self.scissor)}
+        return {
+            "sc_eta": float(self.sc_eta),
+            "degen_thresh": float(self.degen_thresh),
+            "position_matrix": self.position_matrix,
+            "scissor": float(self.scissor),
+        }
+
+
+#: The defaults of every knob (a shared immutable value, usable as an argument default).
+DEFAULT_INTERBAND = InterbandSettings()
 
 
 def chunk_terms(model: TightBinding, params, kc, settings: InterbandSettings, /, *, order: int, carts):
@@ -364,7 +373,9 @@ def chunk_terms(model: TightBinding, params, kc, settings: InterbandSettings, /,
 
     energies, states, vb, wb = eigensystem(model, params, kc, order=order, components=carts)
     connection = berry_connection_terms(model, kc, components=carts) if settings.position_matrix == "full" else None
-    terms = interband_terms(energies, states, vb, wb, sc_eta=settings.sc_eta, degen_thresh=settings.degen_thresh, connection=connection)
+    terms = interband_terms(
+        energies, states, vb, wb, sc_eta=settings.sc_eta, degen_thresh=settings.degen_thresh, connection=connection
+    )
     return energies, terms
 
 
@@ -495,7 +506,15 @@ def shift_conductivity(
     comps = _resolve_components(model, components)
     w = _omega_array(omega)
     t_perp = transverse_measure(model, transverse)
-    settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "chunk": chunk, "interband": interband}
+    settings = {
+        "beta": beta,
+        "mu": mu,
+        "filling": filling,
+        "eta": eta,
+        "smearing": smearing,
+        "chunk": chunk,
+        "interband": interband,
+    }
     total = _pair_response(model, params, kfrac, w, integrand=shift_integrand, order=2, comps=comps, **settings)
     factor = shift_si_factor(model) or 1.0
     sigma = total * float(0.5 * np.pi * factor / t_perp)
@@ -529,7 +548,7 @@ def shift_report(
     eta: float,
     smearing: str = "gaussian",
     transverse: float | None = None,
-    interband: InterbandSettings = InterbandSettings(),
+    interband: InterbandSettings = DEFAULT_INTERBAND,
 ) -> dict:
     """Forward evaluation for people and files: σ^{abc}(ω) bulk and per layer/chain, with conventions."""
     be = _backend.current()
@@ -664,7 +683,7 @@ def shift_conductivity_shift_vector(
     omega_mn = energies[:, None, :] - energies[:, :, None]
     x = omega_mn[..., None] - w
     if smearing == "gaussian":
-        delta = np.exp(-(x / eta) ** 2) / (np.sqrt(np.pi) * eta)
+        delta = np.exp(-((x / eta) ** 2)) / (np.sqrt(np.pi) * eta)
     else:
         delta = (eta / np.pi) / (x**2 + eta**2)
     total = np.einsum("knm,knmw->w", weight, delta)
