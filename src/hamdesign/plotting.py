@@ -149,7 +149,7 @@ def plot_photocurrent_spectrum(
     from .lattice import kmesh
     from .observables.injection import injection_rate
     from .observables.shift import shift_conductivity
-    from .solar import get_spectrum
+    from .solar import get_spectrum, irradiance_at
     from .units import ELEMENTARY_CHARGE, HBAR, SPEED_OF_LIGHT, VACUUM_PERMITTIVITY
 
     plt = _pyplot()
@@ -162,7 +162,7 @@ def plot_photocurrent_spectrum(
         shift = np.asarray(shift_conductivity(model, params, kfrac, omega, components=comp, **settings).sigma)[0]
         inj = tau * np.asarray(injection_rate(model, params, kfrac, omega, components=comp, **settings).eta)[0]
     spec = get_spectrum(spectrum)
-    sun = np.interp(omega, spec.energy_ev, spec.irradiance, left=0.0, right=0.0)
+    sun = irradiance_at(spec, omega)
     spectral_j = (shift + inj) * sun / (SPEED_OF_LIGHT * VACUUM_PERMITTIVITY) * ELEMENTARY_CHARGE / HBAR  # A m⁻² eV⁻¹
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     ax1.plot(omega, shift, label="σ_shift")

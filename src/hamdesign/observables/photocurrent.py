@@ -36,7 +36,7 @@ from .. import backend as _backend
 from ..backend import follows_inputs
 from ..errors import ParameterError
 from ..model import TightBinding
-from ..solar import Spectrum, field_factor_per_irradiance, get_spectrum
+from ..solar import Spectrum, field_factor_per_irradiance, get_spectrum, irradiance_at
 from ..spectrum import checked_kmesh, chunk_size, fermi, k_chunks, sequenced
 from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j
 from .injection import DEFAULT_TAU_S, INJECTION_SI_FACTOR, injection_integrand, injection_rate
@@ -244,7 +244,7 @@ def photocurrent_on_grid(
     }
     sigma = weights @ be.to_numpy(shift_conductivity(model, params, kfrac, omega, components=triples, **settings).sigma)
     rate = weights @ be.to_numpy(injection_rate(model, params, kfrac, omega, components=triples, **settings).eta)
-    sun = np.interp(omega * joules / ELEMENTARY_CHARGE, spec.energy_ev, spec.irradiance, left=0.0, right=0.0)
+    sun = irradiance_at(spec, omega * joules / ELEMENTARY_CHARGE)
     d_omega = joules / HBAR  # rad/s per energy unit
     factor = field_factor_per_irradiance() * d_omega
     j_shift = float(np.trapezoid(sigma * sun, omega) * factor)
@@ -302,7 +302,7 @@ def photocurrent_report(
         "shift_current_density": j_shift,
         "injection_current_density": j_inj,
         "current_density_original_normalisation": 2.0 * selected,
-        "direction": parse_direction(direction) if False else str(direction),
+        "direction": str(direction),
         "polarisation": polarisation,
         "spectrum": spec.name,
         "spectrum_description": spec.description,
