@@ -99,15 +99,9 @@ def _degenerate_reference(case: str) -> tuple[float, float, np.ndarray, float]:
         "spin-degenerate",
         "collinear",
         "spin-doubled",
-        pytest.param(
-            "collinear-acentric",
-            marks=pytest.mark.xfail(
-                reason="known bug: where the ↑/↓ degeneracy holds at every k, the shift current's gradient along a spin "
-                "tilt depends on the basis eigh returns (jax −0.74, autograd −0.28) while the function is even in the "
-                "tilt (slope 0)",
-                strict=True,
-            ),
-        ),
+        # was a known bug (the gradient depended on the basis eigh returns: jax −0.74, autograd −0.28,
+        # for a function even in the tilt); fixed by the covariant degenerate-subspace treatment
+        "collinear-acentric",
     ],
 )
 def test_gradient_finite_at_degeneracies(ad_backend, case):

@@ -102,18 +102,23 @@ def photocurrent_objective(
     filling: float | None = None,
     goal: str = "maximize_abs",
     target: float | None = None,
+    **interband: float,
 ):
     """Solar DC photocurrent density J^a (A/m², grid-free form) as a design objective.
 
     ``parts`` picks what the loss uses: shift + injection (``"both"``), or one part; both parts are
     recorded in aux (``j_shift``, ``j_injection``, ``j_total``) with ``mu`` and the ``gap`` at the
     filling. The loss is scaled by 1/1000 (kA/m²) so that learning rates of order 0.1 suit it.
+    ``interband`` passes ``sc_eta`` and ``degen_thresh`` on to :func:`~hamdesign.photocurrent`.
     """
     from .observables.photocurrent import PARTS, photocurrent
     from .solar import get_spectrum
 
     if goal not in GOALS:
         raise ParameterError(f"unknown goal {goal!r}; choose one of {', '.join(GOALS)}")
+    unknown = sorted(set(interband) - {"sc_eta", "degen_thresh"})
+    if unknown:
+        raise ParameterError(f"photocurrent_objective takes sc_eta and degen_thresh, not {', '.join(unknown)}")
     if parts not in PARTS:
         raise ParameterError(f"parts must be one of {', '.join(PARTS)}, got {parts!r}")
     spec = get_spectrum(spectrum)
@@ -133,6 +138,7 @@ def photocurrent_objective(
             beta=beta,
             mu=mu,
             filling=filling,
+            **interband,
         )
         loss = _goal_loss(out[key] / 1000.0, goal, None if target is None else target / 1000.0)
         aux = {
