@@ -179,6 +179,24 @@ def test_config_validation_names_the_key(change, message):
     assert str(info.value).startswith("my.toml: ")
 
 
+def test_photocurrent_objective_interband_keys_are_validated_and_reach_the_observable():
+    cfg = copy.deepcopy(PRESETS["photovoltaic"])
+    assert cfg["objective"]["sc_eta"] == 0.0  # the original work's unbroadened virtual transitions
+    validate_config(cfg, "pv.toml")
+    for key, bad in (("sc_eta", -0.1), ("degen_thresh", "small")):
+        broken = copy.deepcopy(cfg)
+        broken["objective"][key] = bad
+        with pytest.raises(ConfigError, match=f"objective.{key}"):
+            validate_config(broken, "pv.toml")
+    hall = copy.deepcopy(PRESETS["haldane"])
+    hall["objective"]["sc_eta"] = 0.1
+    with pytest.raises(ConfigError, match="only for observable = photocurrent"):
+        validate_config(hall, "h.toml")
+    from hamdesign.design import _interband_keys
+
+    assert _interband_keys(cfg["objective"]) == {"sc_eta": 0.0}
+
+
 def test_toml_config_and_unknown_parameter_pattern(tmp_path, numpy_backend):
     import tomli_w
 
