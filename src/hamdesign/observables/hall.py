@@ -54,7 +54,7 @@ from ..spectrum import (
     sequenced,
 )
 from ..units import E2_OVER_H, length_in_m, sheet_to_bulk_s_per_cm
-from .interband import subspace_labels
+from .interband import check_degen_thresh, check_position_matrix, subspace_levels
 
 #: Default δ of the regularised inverse gap g(Δ) = Δ²/(Δ⁴ + δ⁴), model energy units.
 HALL_REGULATOR = 1e-6
@@ -65,8 +65,6 @@ HALL_DEGEN_THRESH = 1e-4
 TWO_BAND_CLOSED_FORM = True
 #: The pseudovector components of Ω and σ: name → the plane (a, b) with (a, b, c) cyclic.
 PLANES: dict[str, tuple[int, int]] = {"yz": (1, 2), "zx": (2, 0), "xy": (0, 1)}
-#: How the position operator enters: orbital centres only, or the whole Wannier position matrix.
-POSITION_MATRIX_MODES = ("diagonal", "full")
 
 
 def _require_plane(model: TightBinding) -> None:
@@ -83,20 +81,6 @@ def _check_planes(model: TightBinding, planes: Sequence[str]) -> tuple[str, ...]
     if model.dim == 2 and planes != ("xy",):
         raise ModelError(f"a 2D model has only the xy Hall component, not {', '.join(p for p in planes if p != 'xy')}")
     return planes
-
-
-def _check_position_matrix(model: TightBinding, mode: str) -> bool:
-    """True when the off-diagonal Berry connection is to be added."""
-    if mode not in POSITION_MATRIX_MODES:
-        raise ParameterError(f"position_matrix must be one of {', '.join(POSITION_MATRIX_MODES)}, got {mode!r}")
-    if mode == "diagonal":
-        return False
-    if getattr(model, "berry_connection_R", None) is None:
-        raise ModelError(
-            f"position_matrix='full' needs the Wannier position matrix; model {model.name} has none "
-            "(only wannier90 _tb.dat files carry it)"
-        )
-    return True
 
 
 def regularised_inverse_gap_squared(gaps, /, *, regulator: float):
@@ -147,19 +131,16 @@ def curvature(
     times an intra-pair curvature of ~1/(1e-8)². ``degen_thresh = 0`` keeps every pair.
     """
     planes = _check_planes(model, planes)
-    full = _check_position_matrix(model, position_matrix)
-    if not degen_thresh >= 0 or degen_thresh == float("inf"):
-        raise ParameterError(f"degen_thresh must be ≥ 0 and finite, got {degen_thresh}")
+    full = check_position_matrix(model, position_matrix)
+    check_degen_thresh(degen_thresh)
     if model.norb == 2 and TWO_BAND_CLOSED_FORM and not full:
         return two_band_berry_curvature(model, params, kfrac, regulator=regulator, planes=planes, degen_thresh=degen_thresh)
     xp = _backend.current().xp
     directions = sorted({a for p in planes for a in PLANES[p]})
     energies, states, vb, _ = eigensystem(model, params, kfrac, order=1, components=tuple(directions))
-    labels = subspace_labels(energies, degen_thresh)
-    apart = xp.astype(xp.abs(xp.expand_dims(labels, axis=-1) - xp.expand_dims(labels, axis=-2)) > 0.5, xp.float64)
-    together = 1.0 - apart
     # every energy below is its subspace's mean, so the blocks transform covariantly
-    energies = xp.sum(together * xp.expand_dims(energies, axis=-2), axis=-1) / xp.sum(together, axis=-1)
+    together, energies = subspace_levels(energies, degen_thresh)
+    apart = 1.0 - together
     gaps = xp.expand_dims(energies, axis=-1) - xp.expand_dims(energies, axis=-2)  # ε̄_n − ε̄_m
     g = regularised_inverse_gap_squared(gaps, regulator=regulator) * apart
     omega = [-2.0 * xp.imag(xp.sum(vb[a] * xp.matrix_transpose(vb[b]) * g, axis=-1)) for a, b in (PLANES[p] for p in planes)]
@@ -428,7 +409,7 @@ def hall_sums(
     be = _backend.current()
     xp = be.xp
     planes = _check_planes(model, planes)
-    _check_position_matrix(model, position_matrix)
+    check_position_matrix(model, position_matrix)
     if (mu is None) == (filling is None):
         raise ParameterError("give exactly one of mu (energy) or filling (fraction of bands occupied)")
     kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
@@ -508,10 +489,10 @@ def fermi_sea_sums(levels: np.ndarray, weights: np.ndarray, mus: np.ndarray, /, 
     low = np.searchsorted(ordered, mus - half, side="left")
     high = np.searchsorted(ordered, mus + half, side="right")
     out = cumulative[low].copy()
-    for i, (a, b) in enumerate(zip(low, high, strict=True)):
-        if b > a:
-            x = np.clip(0.5 * beta * (ordered[a:b] - mus[i]), -FERMI_WINDOW, FERMI_WINDOW)
-            out[i] += (0.5 * (1.0 - np.tanh(x))) @ w[a:b]
+    with _backend.use_backend("numpy"):  # the arrays here are NumPy whatever the caller's backend
+        for i, (a, b) in enumerate(zip(low, high, strict=True)):
+            if b > a:
+                out[i] += np.asarray(fermi(ordered[a:b] - mus[i], beta)) @ w[a:b]
     return out
 
 

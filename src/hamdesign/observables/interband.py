@@ -52,10 +52,14 @@ def check_interband_settings(model, *, sc_eta: float, degen_thresh: float, posit
     """Validate the knobs; returns whether the full position matrix is used."""
     if not sc_eta >= 0 or sc_eta == float("inf"):
         raise ParameterError(f"sc_eta (broadening of virtual transitions) must be ≥ 0 and finite, got {sc_eta}")
-    if not degen_thresh >= 0 or degen_thresh == float("inf"):
-        raise ParameterError(f"degen_thresh must be ≥ 0 and finite, got {degen_thresh}")
+    check_degen_thresh(degen_thresh)
     if not np.isfinite(scissor):
         raise ParameterError(f"scissor must be finite, got {scissor}")
+    return check_position_matrix(model, position_matrix)
+
+
+def check_position_matrix(model, position_matrix: str) -> bool:
+    """Validate ``position_matrix`` for ``model``; True when the off-diagonal Wannier terms are used."""
     if position_matrix not in POSITION_MATRIX_MODES:
         raise ParameterError(f"position_matrix must be one of {', '.join(POSITION_MATRIX_MODES)}, got {position_matrix!r}")
     if position_matrix == "full" and model.berry_connection_R is None:
@@ -64,6 +68,21 @@ def check_interband_settings(model, *, sc_eta: float, degen_thresh: float, posit
             "(a wannier90 seedname_tb.dat has it; a _hr.dat or a built-in model does not)"
         )
     return position_matrix == "full"
+
+
+def check_degen_thresh(degen_thresh: float) -> None:
+    if not degen_thresh >= 0 or degen_thresh == float("inf"):
+        raise ParameterError(f"degen_thresh must be ≥ 0 and finite, got {degen_thresh}")
+
+
+def subspace_levels(energies, degen_thresh: float):
+    """``(same, levels)``: same[n, m] = 1.0 where bands n and m share a degenerate subspace, else 0.0
+    (nk, n, n), and each band's subspace mean energy ε̄_n (nk, n)."""
+    xp = _backend.current().xp
+    labels = subspace_labels(energies, degen_thresh)
+    same = xp.astype(xp.abs(xp.expand_dims(labels, axis=-1) - xp.expand_dims(labels, axis=-2)) < 0.5, xp.float64)
+    levels = xp.matmul(same, xp.expand_dims(energies, axis=-1))[..., 0] / xp.sum(same, axis=-1)
+    return same, levels
 
 
 def subspace_labels(energies, degen_thresh: float):
@@ -146,9 +165,7 @@ def interband_terms(
     """:class:`InterbandTerms` of one k-chunk; ``connection`` = (A, dA) in the orbital basis or None."""
     be = _backend.current()
     xp = be.xp
-    labels = subspace_labels(energies, degen_thresh)
-    same_real = xp.astype(xp.abs(xp.expand_dims(labels, axis=-1) - xp.expand_dims(labels, axis=-2)) < 0.5, xp.float64)
-    levels = xp.matmul(same_real, xp.expand_dims(energies, axis=-1))[..., 0] / xp.sum(same_real, axis=-1)
+    same_real, levels = subspace_levels(energies, degen_thresh)
     gaps = xp.expand_dims(levels, axis=-2) - xp.expand_dims(levels, axis=-1)  # ε̄_m − ε̄_n at [n, m]
     off = 1.0 - same_real
     safe = gaps * off + same_real  # 1 inside a subspace: no 0/0 there, in values or gradients
