@@ -40,6 +40,7 @@ ADAPTER_MEMBERS: tuple[str, ...] = (
     "jit",
     "stop_gradient",
     "sequence_after",
+    "rematerialize",
     "device",
     "version",
     "devices",

@@ -265,6 +265,11 @@ def stop_gradient(x):
     return getval(x)
 
 
+def rematerialize(fn):
+    """``autograd.checkpoint(fn)``: intermediates are recomputed in the backward pass, not stored."""
+    return _autograd.checkpoint(fn)
+
+
 def sequence_after(x, previous):
     """``x`` to be computed after ``previous``: eager execution already runs calls in program order."""
     return x

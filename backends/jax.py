@@ -141,6 +141,12 @@ def stop_gradient(x):
     return _jax.lax.stop_gradient(x)
 
 
+def rematerialize(fn):
+    """``fn`` (one array → one array) under ``jax.checkpoint``: its intermediates are recomputed in
+    the backward pass instead of stored, so a gradient over many k-chunks keeps one chunk's worth."""
+    return _jax.checkpoint(fn)
+
+
 def sequence_after(x, previous):
     """``x`` made to depend on ``previous`` without changing its value or its gradient.
 

@@ -69,6 +69,11 @@ def stop_gradient(x):
     return x
 
 
+def rematerialize(fn):
+    """``fn`` itself: nothing is differentiated, so nothing is stored for a backward pass."""
+    return fn
+
+
 def sequence_after(x, previous):
     """``x`` to be computed after ``previous``: eager execution already runs calls in program order."""
     return x

@@ -149,6 +149,37 @@ def stop_gradient(x):
     return x.detach()
 
 
+class _Rematerialized(_torch.autograd.Function):
+    """Runs ``fn`` without recording; the backward pass recomputes it under ``torch.func.vjp``.
+
+    ``torch.utils.checkpoint`` relies on saved-tensor hooks, which ``torch.func`` transforms (the
+    adapter's ``value_and_grad``) refuse; a custom Function with ``setup_context`` composes with both
+    ``torch.func`` and ``Tensor.backward``.
+    """
+
+    @staticmethod
+    def forward(x, fn):
+        with _torch.no_grad():
+            return fn(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.fn = inputs[1]
+
+    @staticmethod
+    def backward(ctx, cotangent):
+        (x,) = ctx.saved_tensors
+        _, pullback = _torch.func.vjp(ctx.fn, x)
+        return pullback(cotangent)[0], None
+
+
+def rematerialize(fn):
+    """``fn`` (one tensor → one tensor) whose intermediates are recomputed in the backward pass."""
+
+    return lambda x: _Rematerialized.apply(x, fn)
+
+
 def sequence_after(x, previous):
     """``x`` to be computed after ``previous``: eager execution already runs calls in program order."""
     return x

@@ -18,7 +18,7 @@ import pytest
 
 import hamdesign as hd
 import numpy as np
-from conftest import AUTODIFF, central_difference, on_backend, random_model, require_module
+from conftest import AUTODIFF, central_difference, on_backend, random_model, wannierberri_ahc_of_file
 from hamdesign.backend import use_backend
 from hamdesign.io import load_model
 from hamdesign.model import BerryConnectionR
@@ -30,22 +30,11 @@ MP_GRID = {"Fe": (3, 3, 3), "GaAs": (2, 2, 2)}
 
 
 def wannierberri_ahc(seed: str, tmp_path: Path, monkeypatch, *, nk: int, mus, ws: bool, external: bool) -> np.ndarray:
-    wannierberri = require_module("wannierberri")
-    from wannierberri import calculators
-
     monkeypatch.chdir(tmp_path)
     plain = tmp_path / f"{seed}_tb.dat"
     with gzip.open(DATA / f"{seed}_tb.dat.gz", "rb") as src, open(plain, "wb") as dst:
         shutil.copyfileobj(src, dst)
-    system = wannierberri.system.System_R.from_tb_dat(tb_file=str(plain), berry=True, silent=True)
-    if ws:
-        system.do_ws_dist(mp_grid=MP_GRID[seed], ws_dist_tol=1e-5)
-    grid = wannierberri.Grid(system, NKdiv=1, NKFFT=(nk, nk, nk), use_symmetry=False)
-    calc = {"ahc": calculators.static.AHC(Efermi=np.asarray(mus), save_mode="none", kwargs_formula={"external_terms": external})}
-    result = wannierberri.run(
-        system, grid, calc, parallel=False, use_irred_kpt=False, symmetrize=False, print_progress_step_time=1e9
-    )
-    return result.results["ahc"].data * 0.01  # S/m → S/cm
+    return wannierberri_ahc_of_file(plain, nk=nk, mus=mus, external=external, mp_grid=MP_GRID[seed] if ws else None)
 
 
 @pytest.fixture(scope="module")

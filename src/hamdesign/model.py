@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,6 +93,9 @@ class TightBinding:
     provenance: Mapping[str, str] = field(default_factory=dict)
     #: The off-diagonal position matrix of a Wannier model, or None (tight-binding convention).
     berry_connection_R: BerryConnectionR | None = None
+    #: ``params → (nR, norb²)`` hopping blocks on the R list of :meth:`tables`, replacing the
+    #: hopping expressions (a perturbed Wannier model, :mod:`hamdesign.perturbations`), or None.
+    block_function: Callable | None = field(default=None, repr=False)
     _tables: dict = field(default_factory=dict, repr=False)
 
     # ----------------------------------------------------------------------------- construction
@@ -347,6 +350,8 @@ def _as_params(model: TightBinding, params, be):
 
 def hopping_blocks(model: TightBinding, params, /):
     """Dense hopping blocks T_R, shape (nR, norb²), including Hermitian partners."""
+    if model.block_function is not None:
+        return model.block_function(params)
     be = _backend.current()
     xp = be.xp
     tab = model.tables()

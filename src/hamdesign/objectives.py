@@ -88,6 +88,90 @@ def hall_objective(
     return objective
 
 
+#: AHC components by the plane of the Hall response: σ_yz, σ_zx, σ_xy (the pseudovector's x, y, z).
+AHC_COMPONENTS = {"yz": 0, "zx": 1, "xy": 2}
+
+
+def ahc_objective(
+    model: TightBinding,
+    parametrization: Parametrization,
+    kfrac: np.ndarray,
+    *,
+    component: str = "xy",
+    mu: float | None = None,
+    filling: float | None = None,
+    goal: str = "maximize",
+    target: float | None = None,
+    penalty_weight: float = 0.0,
+    position_matrix: str = "diagonal",
+    degen_thresh: float | None = None,
+):
+    """One component of the bulk anomalous Hall conductivity of a 3D model (S/cm) as a design objective.
+
+    σ_ab from :func:`~hamdesign.anomalous_hall_conductivity` (physical sign), at μ (plus the
+    ``mu_shift`` perturbation when the model has one) or at a filling; under a ``strain``
+    perturbation the pseudovector is transformed into the strained crystal
+    (:func:`~hamdesign.perturbations.strained_pseudovector`). The loss is the goal applied to σ in
+    kS/cm (so learning rates of order 0.1 suit it) plus ``penalty_weight``·‖ΔH‖² (eV²), the squared
+    root-mean-square change per orbital of the hoppings from the DFT model
+    (:func:`~hamdesign.perturbations.perturbation_norm_squared`). aux: ``sigma`` (S/cm, the chosen
+    component), ``sigma_yz``/``sigma_zx``/``sigma_xy`` when all are computed, ``mu``,
+    ``perturbation_norm`` (eV).
+    """
+    from .observables.hall import HALL_DEGEN_THRESH, PLANES, bulk_hall_factor, hall_sums
+    from .perturbations import mu_shift_of, perturbation_norm_squared, perturbed_blocks_of, strained_pseudovector
+
+    if goal not in GOALS:
+        raise ParameterError(f"unknown goal {goal!r}; choose one of {', '.join(GOALS)}")
+    if component not in AHC_COMPONENTS:
+        raise ParameterError(f"component must be one of {', '.join(AHC_COMPONENTS)}, got {component!r}")
+    if model.dim != 3:
+        raise ParameterError(f"the AHC objective needs a 3D model; {model.name} is {model.dim}D (use sigma_xy)")
+    if (mu is None) == (filling is None):
+        raise ParameterError("give exactly one of mu (energy) or filling (fraction of bands occupied)")
+    blocks = perturbed_blocks_of(model)
+    shifted = blocks is not None and blocks.index("mu_shift") is not None
+    if shifted and filling is not None:
+        raise ParameterError("a mu_shift perturbation moves a given mu; it cannot be combined with a filling")
+    strained = blocks is not None and blocks.perturbations.strain is not None
+    planes = tuple(PLANES) if strained else (component,)
+    factor = bulk_hall_factor(model)
+    thresh = HALL_DEGEN_THRESH if degen_thresh is None else degen_thresh
+
+    @follows_inputs
+    def objective(theta, beta):
+        xp = _backend.current().xp
+        params = parametrization.physical(theta)
+        mu_value = mu + mu_shift_of(model, params) if shifted else mu
+        sums = hall_sums(
+            model,
+            params,
+            kfrac,
+            beta=beta,
+            mu=mu_value,
+            filling=filling,
+            planes=planes,
+            position_matrix=position_matrix,
+            degen_thresh=thresh,
+        )
+        sigma_planes = factor * sums.occupied[0]
+        if strained:
+            sigma_planes = strained_pseudovector(model, params, sigma_planes)
+            sigma = sigma_planes[AHC_COMPONENTS[component]]
+        else:
+            sigma = sigma_planes[0]
+        loss = _goal_loss(sigma / 1000.0, goal, None if target is None else target / 1000.0)
+        norm2 = perturbation_norm_squared(model, params)
+        if penalty_weight:
+            loss = loss + penalty_weight * norm2
+        aux = {"sigma": sigma, "mu": sums.mu[0] + 0.0 * sigma, "perturbation_norm": xp.sqrt(norm2 + 1e-300) + 0.0 * sigma}
+        if strained:
+            aux.update({f"sigma_{p}": sigma_planes[i] for i, p in enumerate(AHC_COMPONENTS)})
+        return loss, aux
+
+    return objective
+
+
 def photocurrent_objective(
     model: TightBinding,
     parametrization: Parametrization,

@@ -293,20 +293,35 @@ def curvature_chunks(
     degen_thresh: float = HALL_DEGEN_THRESH,
     chunk: int | None = None,
 ) -> Iterator[tuple]:
-    """:func:`curvature` over a mesh, one memory-bounded k-chunk at a time (eigh calls kept in order)."""
+    """:func:`curvature` over a mesh, one memory-bounded k-chunk at a time (eigh calls kept in order).
+
+    When ``params`` is a backend array and the mesh takes more than one chunk, each chunk is
+    rematerialised (the adapter's ``rematerialize``): reverse mode keeps only each chunk's levels
+    and curvature, (nk, nband, 1 + planes) numbers, and recomputes the chunk's eigensystem in the
+    backward pass, so a gradient's memory is one chunk's working set whatever the mesh.
+    """
+    be = _backend.current()
+    xp = be.xp
     kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
     size = chunk or chunk_size(model.norb, order=1)
+    remat = params is not None and not isinstance(params, (np.ndarray, list, tuple)) and kfrac.shape[0] > size
     previous = None
     for kc in k_chunks(kfrac, size):
-        part = curvature(
-            model,
-            sequenced(params, previous),
-            kc,
-            planes=planes,
-            regulator=regulator,
-            position_matrix=position_matrix,
-            degen_thresh=degen_thresh,
-        )
+
+        def packed(p, kc=kc):
+            energies, omega = curvature(
+                model, p, kc, planes=planes, regulator=regulator, position_matrix=position_matrix, degen_thresh=degen_thresh
+            )
+            return xp.concat([xp.expand_dims(energies, axis=-1), omega], axis=-1)
+
+        p = sequenced(params, previous)
+        if remat:
+            both = be.rematerialize(packed)(p)
+            part = (both[..., 0], both[..., 1:])
+        else:
+            part = curvature(
+                model, p, kc, planes=planes, regulator=regulator, position_matrix=position_matrix, degen_thresh=degen_thresh
+            )
         previous = part[0]
         yield part
 
