@@ -194,6 +194,21 @@ def make_optimizer(spec: OptimizerSpec):
     return OPTIMIZERS[spec.name](decay=spec.decay) if spec.name == "rmsprop" else OPTIMIZERS[spec.name]()
 
 
+def _check_kelvin(config: DesignConfig, energy_unit: str, where: str) -> None:
+    """Temperatures in kelvin need a model whose energy unit is physical (eV, meV, …, not t1)."""
+    from .units import energy_in_j
+
+    if energy_in_j(energy_unit) is not None:
+        return
+    for key, in_kelvin in (
+        ("temperature.schedule", config.temperature.schedule == "log_linear_kelvin"),
+        ("evaluation.kelvin", config.evaluation.kelvin is not None),
+    ):
+        if in_kelvin:
+            message = f"kelvin cannot be converted to the model's dimensionless energy unit {energy_unit!r}"
+            raise ConfigError(f"{where}: {key}: {message}")
+
+
 # ---------------------------------------------------------------------------------- running
 class DesignRun:
     """A configured design problem: model, parametrization, objective, schedules.
@@ -211,6 +226,7 @@ class DesignRun:
         self.cfg = config.raw
         self.label = label or config.model.name  # preset name or config stem, for messages and result.json
         self.model = load_model(config.model.name, thickness=config.model.thickness)
+        _check_kelvin(config, self.model.energy_unit, self.label)
         self.par = build_parametrization(self.model, config.parameters)
         self.nk = parse_nk(config.kmesh, self.model.dim)
         self.kfrac = make_kmesh(self.nk, self.model.dim)
