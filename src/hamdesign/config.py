@@ -181,38 +181,32 @@ class ModelSpec:
     thickness: float | None = option(None, POSITIVE)
 
 
-_PARAM_MAP_DEFAULTS = ParamMap()
-_PARAM_MAP_KEYS = ("map", "low", "high", "max", "value", "tie")
+_MAP_DEFAULTS = ParamMap()
 
 
-def param_map(raw: Any) -> ParamMap:
-    """One ``pattern = { map = …, … }`` entry of ``[parameters]`` (ParamMap's own defaults for absent keys)."""
-    if not isinstance(raw, Mapping):
-        raise InvalidKey('expected a table like { map = "phase" }')
-    unknown = sorted(map(str, set(raw) - set(_PARAM_MAP_KEYS)))
-    if unknown:
-        raise InvalidKey(f"unknown key; allowed: {', '.join(sorted(_PARAM_MAP_KEYS))}", unknown[0])
-    given: dict[str, Any] = {}
-    for key, check in (("map", one_of(KINDS)), ("low", FINITE), ("high", FINITE), ("max", FINITE), ("value", FINITE)):
-        if key in raw:
-            try:
-                given["kind" if key == "map" else key] = check(raw[key])
-            except InvalidKey as err:
-                raise err.under(key) from None
-    if "tie" in raw:
-        try:
-            given["tie"] = text("a label shared by the tied parameters")(raw["tie"])
-        except InvalidKey as err:
-            raise err.under("tie") from None
-    kind = given.get("kind", "free")
-    low, high = given.get("low", _PARAM_MAP_DEFAULTS.low), given.get("high", _PARAM_MAP_DEFAULTS.high)
-    if kind == "bounded" and not low < high:
-        raise InvalidKey("bounded map needs low < high")
-    if kind == "magnitude" and not given.get("max", _PARAM_MAP_DEFAULTS.max) > 0:
-        raise InvalidKey("must be positive", "max")
-    if kind == "fixed" and "value" not in given:
-        raise InvalidKey("a fixed map needs a value", "value")
-    return ParamMap(**given)
+@dataclass(frozen=True, kw_only=True)
+class ParamMapSpec:
+    """One ``pattern = { map = …, … }`` entry of ``[parameters]``; absent numbers take ParamMap's defaults."""
+
+    kind: str = option(_MAP_DEFAULTS.kind, one_of(KINDS), key="map")
+    low: float = option(_MAP_DEFAULTS.low, FINITE)
+    high: float = option(_MAP_DEFAULTS.high, FINITE)
+    max: float = option(_MAP_DEFAULTS.max, FINITE)
+    value: float | None = option(None, FINITE)  # required by a fixed map
+    tie: str | None = option(None, text("a label shared by the tied parameters"))
+
+    def __post_init__(self):
+        if self.kind == "bounded" and not self.low < self.high:
+            raise InvalidKey("bounded map needs low < high")
+        if self.kind == "magnitude" and not self.max > 0:
+            raise InvalidKey("must be positive", "max")
+        if self.kind == "fixed" and self.value is None:
+            raise InvalidKey("a fixed map needs a value", "value")
+
+    def param_map(self) -> ParamMap:
+        """The :class:`~hamdesign.parametrize.ParamMap` it describes."""
+        value = _MAP_DEFAULTS.value if self.value is None else self.value
+        return ParamMap(self.kind, low=self.low, high=self.high, max=self.max, value=value, tie=self.tie)
 
 
 def parameter_maps(raw: Any) -> tuple[tuple[str, ParamMap], ...]:
@@ -222,7 +216,7 @@ def parameter_maps(raw: Any) -> tuple[tuple[str, ParamMap], ...]:
     out = []
     for pattern, entry in raw.items():
         try:
-            out.append((str(pattern), param_map(entry)))
+            out.append((str(pattern), parse_table(ParamMapSpec, entry).param_map()))
         except InvalidKey as err:
             raise err.under(str(pattern)) from None
     return tuple(out)
@@ -239,6 +233,10 @@ class PhotocurrentOptions:
     tau: float = option(1e-13, real("a non-negative relaxation time in seconds", lambda x: x >= 0))
     sc_eta: float | None = option(None, ENERGY)  # None: the observable's own default
     degen_thresh: float | None = option(None, ENERGY)
+
+    def keywords(self) -> dict[str, Any]:
+        """spectrum, direction, polarisation, parts and tau: keyword arguments of the observable."""
+        return {key: getattr(self, key) for key in ("spectrum", "direction", "polarisation", "parts", "tau")}
 
     def interband(self) -> dict[str, float]:
         """The interband knobs the configuration sets (keyword arguments of the observable)."""

@@ -344,21 +344,17 @@ class ObjectivePath:
     evaluate: Callable[[DesignRun, np.ndarray], dict]
 
 
+def _goal_and_mu(run: DesignRun) -> dict:
+    """mu, filling, goal and target: the keywords every objective factory takes."""
+    obj = run.config.objective
+    return {"mu": obj.mu, "filling": obj.filling, "goal": obj.goal, "target": obj.target}
+
+
 def _hall_objective(run: DesignRun):
     from .objectives import hall_objective
 
     obj = run.config.objective
-    return hall_objective(
-        run.model,
-        run.par,
-        run.kfrac,
-        mu=obj.mu,
-        filling=obj.filling,
-        goal=obj.goal,
-        target=obj.target,
-        gap_weight=obj.gap_weight,
-        gap_min=obj.gap_min,
-    )
+    return hall_objective(run.model, run.par, run.kfrac, **_goal_and_mu(run), gap_weight=obj.gap_weight, gap_min=obj.gap_min)
 
 
 def _evaluate_hall(run: DesignRun, theta) -> dict:
@@ -392,23 +388,8 @@ def _evaluate_hall(run: DesignRun, theta) -> dict:
 def _photocurrent_objective(run: DesignRun):
     from .objectives import photocurrent_objective
 
-    obj = run.config.objective
-    opt = obj.options
-    return photocurrent_objective(
-        run.model,
-        run.par,
-        run.kfrac,
-        spectrum=opt.spectrum,
-        direction=opt.direction,
-        polarisation=opt.polarisation,
-        parts=opt.parts,
-        tau=opt.tau,
-        mu=obj.mu,
-        filling=obj.filling,
-        **opt.interband(),
-        goal=obj.goal,
-        target=obj.target,
-    )
+    opt = run.config.objective.options
+    return photocurrent_objective(run.model, run.par, run.kfrac, **_goal_and_mu(run), **opt.keywords(), **opt.interband())
 
 
 def _photocurrent_at(run: DesignRun, theta, beta: float, nk) -> dict:
@@ -424,11 +405,7 @@ def _photocurrent_at(run: DesignRun, theta, beta: float, nk) -> dict:
             run.model,
             run.physical(theta),
             nk,
-            spectrum=opt.spectrum,
-            direction=opt.direction,
-            polarisation=opt.polarisation,
-            parts=opt.parts,
-            tau=opt.tau,
+            **opt.keywords(),
             beta=beta,
             mu=obj.mu,
             filling=obj.filling,
