@@ -1,8 +1,6 @@
 """Inverse-design runs: presets, loading a configuration, the run itself.
 
-A configuration is a nested mapping (TOML on disk), parsed by :mod:`hamdesign.config` into a
-:class:`~hamdesign.config.DesignConfig` (defaults and checks there); result folders are written by
-:mod:`hamdesign.io.results`::
+A configuration is a nested mapping (TOML on disk)::
 
     model = { name = "haldane_general" }            # built-in name or a model file path
     steps = 100
@@ -29,6 +27,10 @@ A configuration is a nested mapping (TOML on disk), parsed by :mod:`hamdesign.co
     [evaluation]
     beta = 200.0                                      # re-evaluation of the final model
     nk = 100
+
+:mod:`hamdesign.config` parses it into a :class:`~hamdesign.config.DesignConfig` (every default and
+check lives there); :data:`OBJECTIVE_PATHS` says how each observable is optimised and re-evaluated;
+:mod:`hamdesign.io.results` writes the result folder.
 """
 
 from __future__ import annotations
