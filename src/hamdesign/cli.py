@@ -122,20 +122,9 @@ def _console():
 
 
 def _print_json(data: dict) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=False, default=_json_default))
+    from .io.results import json_default
 
-
-def _json_default(obj):
-    try:
-        import numpy
-
-        if isinstance(obj, numpy.ndarray):
-            return obj.tolist()
-        if isinstance(obj, numpy.generic):
-            return obj.item()
-    except ImportError:  # pragma: no cover
-        pass
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    typer.echo(json.dumps(data, indent=2, sort_keys=False, default=json_default))
 
 
 # ------------------------------------------------------------------------------------- backends
@@ -955,7 +944,7 @@ def _design_one(run, seed: int, folder: Path, *, resume: bool, overwrite: bool, 
     """Run and write one seed with a progress bar over its steps; the result."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .design import write_result
+    from .io.results import write_result
 
     console = _console()
     with Progress(

@@ -268,7 +268,7 @@ def _design_run(cfg: dict, label: str, backend: str):
 
 
 def _record_from_result(result: Mapping, task: RunTask) -> dict:
-    from .design import headline
+    from .io.results import headline
 
     quantity, value = headline(result)
     return {
@@ -300,7 +300,7 @@ def run_one(task: RunTask) -> dict:
         warnings.simplefilter("always")
         try:
             from .backend import current, use_backend
-            from .design import write_result
+            from .io.results import write_result
 
             with use_backend(task.backend or current().name):
                 run = _design_run(task.config, task.label, task.backend or current().name)

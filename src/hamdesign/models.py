@@ -149,10 +149,20 @@ def kondo_chain(
     )
 
 
+def spin_sites(model: TightBinding) -> int:
+    """How many classical spins ``model`` has: N when its parameters include the angles theta0…theta{N−1}
+    and phi0…phi{N−1} of unit spins S_i (as :func:`kondo_chain`'s do), else 0."""
+    names = set(model.parameter_names)
+    n = 0
+    while f"theta{n}" in names and f"phi{n}" in names:
+        n += 1
+    return n
+
+
 def spin_directions(model: TightBinding, params) -> np.ndarray:
-    """Unit spin vectors S_i, shape (N, 3), from the theta/phi parameters of a kondo_chain model."""
+    """Unit spin vectors S_i, shape (N, 3), from the theta/phi parameters of a model with classical spins."""
     values = dict(zip(model.parameter_names, np.asarray(params, dtype=float), strict=False))
-    n = sum(1 for name in values if name.startswith("theta"))
+    n = spin_sites(model)
     th = np.array([values[f"theta{i}"] for i in range(n)])
     ph = np.array([values[f"phi{i}"] for i in range(n)])
     return np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], axis=-1)
