@@ -133,7 +133,9 @@ def wannierberri_ahc_of_file(tb_dat: Path, *, nk: int, mus, external: bool, mp_g
     """WannierBerri's AHC (S/cm, (nμ, 3)) of a ``_tb.dat`` file on a Γ-centred nk³ mesh at T = 0.
 
     ``mp_grid`` applies the MDRS translations (``do_ws_dist``); ``external`` adds the off-diagonal
-    position-matrix terms. Run it in a scratch directory: WannierBerri writes files beside it.
+    position-matrix terms. ``mus`` must be evenly spaced (WannierBerri bins the levels on that grid;
+    an uneven grid gives wrong numbers without a warning), or a single level. Run it in a scratch
+    directory: WannierBerri writes files beside it.
     """
     wannierberri = require_module("wannierberri")
     from wannierberri import calculators

@@ -258,5 +258,8 @@ def test_orbital_names_need_the_win_file_and_a_parameter_free_model(fe):
         build_perturbations({"shift": {"g": {"orbitals": ["Fe:d*"]}}}, fe)
     with pytest.raises(ConfigError, match="without parameters"):
         designable(hd.models.haldane(), build_perturbations({}, hd.models.haldane()))
+    square = hd.TightBinding.build(
+        hd.Lattice([[1.0, 0.0], [0.0, 1.0]]), [[0.0, 0.0]], [(0, 0, (1, 0), -1.0), (0, 0, (0, 1), -1.0)]
+    )
     with pytest.raises(ConfigError, match="3D"):
-        build_perturbations({"strain": {}}, hd.models.haldane())
+        build_perturbations({"strain": {}}, square)

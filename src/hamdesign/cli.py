@@ -968,13 +968,23 @@ def _design_one(run, seed: int, folder: Path, *, resume: bool, overwrite: bool, 
                 info += "  C " + " ".join(f"{c:+.2f}" for c in chern)
             if "j_total" in record:
                 info += f"  J {record['j_total']:+.4g} A/m²"
+            if "perturbation_norm" in record and "sigma" in record:
+                info += f"  σ {record['sigma']:+.1f} S/cm  ‖ΔH‖ {record['perturbation_norm']:.3f}"
             progress.update(task, completed=step + 1, info=info)
 
         state = run.run(seed, out_dir=folder, resume=resume, overwrite=overwrite, on_step=on_step)
     result = write_result(run, state, folder, seed=seed, label=run.label, figures=figures)
     if not as_json:
         ev = result["evaluation"]
-        if "current_density" in ev:
+        if "component" in ev:
+            before, after = ev["initial"], ev["final"]
+            console.print(
+                f"seed {seed}: {ev['component']} = {after['sigma']:+.1f} S/cm at μ = {after['mu']:.3f} "
+                f"{run.model.energy_unit} (start {before['sigma']:+.1f} S/cm at μ = {before['mu']:.3f}), "
+                f"‖ΔH‖ = {after['perturbation_norm']:.3g} {run.model.energy_unit}, β = {ev['beta']:g}, "
+                f"{'×'.join(map(str, ev['nk']))} k; → {folder}"
+            )
+        elif "current_density" in ev:
             console.print(
                 f"seed {seed}: J = {ev['current_density']:+.4g} A/m² (shift {ev['shift_current_density']:+.3g}, injection "
                 f"{ev['injection_current_density']:+.3g}; τ = {ev['tau_s']:g} "
@@ -1110,6 +1120,10 @@ def export(
     from .io import load_model, write_hr_dat, write_model_file, write_tb_dat
 
     model = load_model(str(result_dir / "model.toml"))
+    tb_dat = result_dir / "model_tb.dat"
+    if fmt is not ExportFormat.toml and tb_dat.exists() and _is_real_material_design(result_dir):
+        # the _tb.dat the design wrote keeps the full position matrix, which model.toml cannot hold
+        model = load_model(str(tb_dat), ws_distance=False).with_structure(name=model.name)
     base = out or result_dir / "export" / model.name
     if fmt is ExportFormat.tb:
         paths = [write_tb_dat(model, base if out else base.with_name(base.name + "_tb.dat"))]
@@ -1119,6 +1133,14 @@ def export(
         paths = [write_model_file(model, base if out else base.with_suffix(".toml"))]
     for path in paths:
         typer.echo(str(path))
+
+
+def _is_real_material_design(result_dir: Path) -> bool:
+    """Whether the folder holds a design with ``[perturbations]`` of a wannier90 model."""
+    try:
+        return "perturbations" in json.loads((result_dir / "result.json").read_text()).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _duration(seconds: float) -> str:

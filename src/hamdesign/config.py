@@ -156,6 +156,17 @@ def text(what: str) -> Check:
     return check
 
 
+def table(what: str) -> Check:
+    """A table (mapping), kept as given (``what`` says what it holds)."""
+
+    def check(x):
+        if isinstance(x, Mapping):
+            return copy.deepcopy(dict(x))
+        raise InvalidKey(f"expected {what}, got {x!r}")
+
+    return check
+
+
 def kmesh_sizes(x: Any) -> int | tuple[int, ...]:
     """A k-mesh: one positive integer, or 1–3 of them (a tuple)."""
     if _is_int(x) and x >= 1:
@@ -243,6 +254,27 @@ class PhotocurrentOptions:
         return {key: getattr(self, key) for key in ("sc_eta", "degen_thresh") if getattr(self, key) is not None}
 
 
+@dataclass(frozen=True, kw_only=True)
+class AhcOptions:
+    """The ``[objective]`` keys of ``observable = "ahc"``: the bulk AHC of a 3D model in S/cm.
+
+    ``component`` is the Hall plane (σ_yz, σ_zx or σ_xy); ``penalty_weight`` multiplies ‖ΔH‖² (eV²,
+    see :func:`~hamdesign.perturbations.perturbation_norm_squared`); ``scan_window``/``scan_points``
+    set the σ(μ) scan (μ ± window) recorded before and after the design.
+    """
+
+    component: str = option("xy", one_of(("yz", "zx", "xy")))
+    penalty_weight: float = option(0.0, NON_NEGATIVE)
+    position_matrix: str = option("diagonal", one_of(("diagonal", "full")))
+    degen_thresh: float | None = option(None, ENERGY)
+    scan_window: float = option(1.0, POSITIVE)
+    scan_points: int = option(201, integer(2, 100_000))
+
+    def keywords(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~hamdesign.objectives.ahc_objective`."""
+        return {k: getattr(self, k) for k in ("component", "penalty_weight", "position_matrix", "degen_thresh")}
+
+
 @dataclass(frozen=True)
 class Observable:
     """What the parser knows of an objective's observable: its default goal and the class of its own keys."""
@@ -255,6 +287,7 @@ class Observable:
 OBSERVABLES: dict[str, Observable] = {
     "sigma_xy": Observable("maximize"),
     "photocurrent": Observable("maximize_abs", PhotocurrentOptions),
+    "ahc": Observable("maximize", AhcOptions),
 }
 GOALS = ("maximize", "minimize", "maximize_abs", "target")
 
@@ -412,13 +445,16 @@ class DesignConfig:
     steps: int = option(100, integer(1, 10**6))
     kmesh: int | tuple[int, ...] = option(60, kmesh_sizes)
     seeds: tuple[int, ...] = option((0,), seed_list)
-    init_scale: float = option(1.0, POSITIVE)  # std of the random initial θ
+    init_scale: float = option(1.0, NON_NEGATIVE)  # std of the random initial θ (0: start at the model's values)
     checkpoint_every: int = option(10, integer(1))
     parameters: tuple[tuple[str, ParamMap], ...] = option((), parameter_maps)
     objective: ObjectiveSpec = option(check=objective_spec)
     optimizer: OptimizerSpec = section(OptimizerSpec, required=True)
     temperature: TemperatureSpec = section(TemperatureSpec, required=True)
     evaluation: EvaluationSpec = section(EvaluationSpec)
+    #: ``[perturbations]`` of a wannier90 model, checked against the model when the run is built
+    #: (:func:`hamdesign.perturbations.build_perturbations`); None: the model's own parameters.
+    perturbations: Mapping | None = option(None, table("a table of perturbations (shift, field, exchange, strain, mu_shift)"))
     raw: Mapping = field(default_factory=dict, repr=False, compare=False)
 
 

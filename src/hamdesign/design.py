@@ -39,6 +39,7 @@ import copy
 import fnmatch
 import json
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,8 +152,22 @@ def load_config(source: str) -> tuple[dict, str]:
             cfg = tomllib.loads(text)
     except ValueError as err:
         raise ConfigError(f"{source}: cannot parse: {err}") from err
+    _model_beside_config(cfg, path)
     validate_config(cfg, str(source))
     return cfg, path.stem
+
+
+def _model_beside_config(cfg: Any, path: Path) -> None:
+    """A model file named relative to the config file (not found from here) is renamed relative to here."""
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    name = model.get("name") if isinstance(model, dict) else None
+    if not isinstance(name, str) or Path(name).is_absolute() or Path(name).exists():
+        return
+    from .models import MODELS
+
+    beside = path.parent / name
+    if name not in MODELS and beside.exists():
+        model["name"] = os.path.relpath(beside)
 
 
 def validate_config(cfg: Any, where: str) -> DesignConfig:
@@ -211,6 +226,25 @@ def _check_kelvin(config: DesignConfig, energy_unit: str, where: str) -> None:
             raise ConfigError(f"{where}: {key}: {message}")
 
 
+def _perturbed(model, config: DesignConfig, where: str):
+    """The model made designable by ``[perturbations]`` (orbital names from ``seedname.win`` beside the file)."""
+    from .io.projections import read_orbital_labels
+    from .io.wannier90 import beside, seed_of
+    from .perturbations import build_perturbations, designable
+
+    source = Path(config.model.name)
+    labels = None
+    if source.exists():
+        seed = seed_of(source, "_tb.dat" if "_tb.dat" in source.name else "_hr.dat")
+        win = beside(source, f"{seed}.win")
+        if win is not None and "begin projections" in win.read_text().lower():
+            labels = read_orbital_labels(win, model.norb)
+    try:
+        return designable(model, build_perturbations(config.perturbations, model, labels=labels))
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
 # ---------------------------------------------------------------------------------- running
 class DesignRun:
     """A configured design problem: model, parametrization, objective, schedules.
@@ -229,7 +263,13 @@ class DesignRun:
         self.label = label or config.model.name  # preset name or config stem, for messages and result.json
         self.model = load_model(config.model.name, thickness=config.model.thickness)
         _check_kelvin(config, self.model.energy_unit, self.label)
-        self.par = build_parametrization(self.model, config.parameters)
+        patterns = tuple(config.parameters)
+        if config.perturbations is not None:
+            self.model = _perturbed(self.model, config, self.label)
+            from .perturbations import parameter_maps
+
+            patterns = tuple(parameter_maps(self.model).items()) + patterns
+        self.par = build_parametrization(self.model, patterns)
         self.nk = parse_nk(config.kmesh, self.model.dim)
         self.kfrac = make_kmesh(self.nk, self.model.dim)
         self.observable = config.objective.observable
@@ -240,7 +280,11 @@ class DesignRun:
         self.steps = config.steps
 
     def initial_theta(self, seed: int) -> np.ndarray:
-        return self.par.initial(seed, scale=self.config.init_scale)
+        """Random θ; for a perturbed model, the unperturbed one plus ``init_scale`` × a standard normal."""
+        if self.config.perturbations is None:
+            return self.par.initial(seed, scale=self.config.init_scale)
+        start = self.par.from_physical(dict(zip(self.model.parameter_names, self.model.default_params, strict=True)))
+        return start + self.config.init_scale * np.random.default_rng(seed).standard_normal(self.par.size)
 
     def identity(self, seed: int | None):
         """The :class:`~hamdesign.io.runfolder.RunIdentity` a result folder of this run records."""
@@ -419,10 +463,79 @@ def _evaluate_photocurrent(run: DesignRun, theta) -> dict:
     return _photocurrent_at(run, theta, run.evaluation_beta(), run.evaluation_nk())
 
 
+def _ahc_objective(run: DesignRun):
+    from .objectives import ahc_objective
+
+    obj = run.config.objective
+    return ahc_objective(run.model, run.par, run.kfrac, **_goal_and_mu(run), **obj.options.keywords())
+
+
+def _ahc_state(run: DesignRun, params: np.ndarray, levels: np.ndarray) -> dict:
+    """AHC pseudovector (S/cm, in the strained crystal) at the objective's μ and on a μ scan, with ‖ΔH‖."""
+    from .objectives import AHC_COMPONENTS
+    from .observables.hall import HALL_DEGEN_THRESH, PLANES, anomalous_hall_conductivity
+    from .perturbations import mu_shift_of, perturbation_norm_squared, strained_pseudovector
+    from .spectrum import chemical_potential
+
+    obj, opt = run.config.objective, run.config.objective.options
+    beta, nk = run.evaluation_beta(), run.evaluation_nk()
+    kfrac = make_kmesh(parse_nk(nk, run.model.dim), run.model.dim)
+    settings = {
+        "position_matrix": opt.position_matrix,
+        "degen_thresh": HALL_DEGEN_THRESH if opt.degen_thresh is None else opt.degen_thresh,
+    }
+    if obj.filling is not None:
+        from .spectrum import bands
+
+        mu = float(chemical_potential(np.asarray(bands(run.model, params, kfrac)), filling=obj.filling, beta=beta))
+    else:
+        shift = mu_shift_of(run.model, params)
+        mu = obj.mu + (0.0 if shift is None else float(shift))
+    mus = np.concatenate([[mu], levels])
+    sigma = np.asarray(anomalous_hall_conductivity(run.model, params, kfrac, beta=beta, mu=mus, **settings))
+    sigma = np.asarray(strained_pseudovector(run.model, params, sigma))
+    index = AHC_COMPONENTS[opt.component]
+    return {
+        "sigma_S_per_cm": dict(zip((f"sigma_{p}" for p in PLANES), map(float, sigma[0]), strict=True)),
+        "sigma": float(sigma[0, index]),
+        "mu": mu,
+        "perturbation_norm": float(np.sqrt(perturbation_norm_squared(run.model, params))),
+        "scan": sigma[1:, index].tolist(),
+    }
+
+
+def _evaluate_ahc(run: DesignRun, theta) -> dict:
+    """σ of the starting model (``initial``: the perturbations at their DFT values) and of the design
+    (``final``) at the evaluation β and mesh, with σ(μ) on a window around the objective's μ."""
+    from .backend import use_backend
+
+    opt = run.config.objective.options
+    with use_backend("numpy"):
+        final_params = run.physical(theta)
+        centre = run.config.objective.mu
+        if centre is None:
+            centre = _ahc_state(run, run.model.default_params, np.zeros(0))["mu"]
+        levels = np.linspace(centre - opt.scan_window, centre + opt.scan_window, opt.scan_points)
+        initial = _ahc_state(run, run.model.default_params, levels)
+        final = _ahc_state(run, final_params, levels)
+    return {
+        "component": f"sigma_{opt.component}",
+        "sigma": final["sigma"],
+        "initial": {k: v for k, v in initial.items() if k != "scan"},
+        "final": {k: v for k, v in final.items() if k != "scan"},
+        "scan": {"mu": levels.tolist(), "initial": initial["scan"], "final": final["scan"]},
+        "beta": run.evaluation_beta(),
+        "nk": list(parse_nk(run.evaluation_nk(), run.model.dim)),
+        "units": {"sigma": "S/cm", "mu": run.model.energy_unit, "perturbation_norm": run.model.energy_unit},
+        "position_matrix": opt.position_matrix,
+    }
+
+
 #: The build and evaluate functions of each observable of :data:`hamdesign.config.OBSERVABLES`.
 OBJECTIVE_PATHS: dict[str, ObjectivePath] = {
     "sigma_xy": ObjectivePath(_hall_objective, _evaluate_hall),
     "photocurrent": ObjectivePath(_photocurrent_objective, _evaluate_photocurrent),
+    "ahc": ObjectivePath(_ahc_objective, _evaluate_ahc),
 }
 
 

@@ -88,6 +88,17 @@ def hall_objective(
     return objective
 
 
+def _mu_shifted(model: TightBinding, *, mu, filling) -> bool:
+    """Whether the model has a ``mu_shift`` perturbation (which needs μ given, not a filling)."""
+    from .perturbations import perturbed_blocks_of
+
+    blocks = perturbed_blocks_of(model)
+    shifted = blocks is not None and blocks.index("mu_shift") is not None
+    if shifted and mu is None:
+        raise ParameterError("a mu_shift perturbation moves a given mu; it cannot be combined with a filling")
+    return shifted
+
+
 #: AHC components by the plane of the Hall response: σ_yz, σ_zx, σ_xy (the pseudovector's x, y, z).
 AHC_COMPONENTS = {"yz": 0, "zx": 1, "xy": 2}
 
@@ -130,9 +141,7 @@ def ahc_objective(
     if (mu is None) == (filling is None):
         raise ParameterError("give exactly one of mu (energy) or filling (fraction of bands occupied)")
     blocks = perturbed_blocks_of(model)
-    shifted = blocks is not None and blocks.index("mu_shift") is not None
-    if shifted and filling is not None:
-        raise ParameterError("a mu_shift perturbation moves a given mu; it cannot be combined with a filling")
+    shifted = _mu_shifted(model, mu=mu, filling=filling)
     strained = blocks is not None and blocks.perturbations.strain is not None
     planes = tuple(PLANES) if strained else (component,)
     factor = bulk_hall_factor(model)
@@ -196,7 +205,15 @@ def photocurrent_objective(
     ``interband`` passes ``sc_eta`` and ``degen_thresh`` on to :func:`~hamdesign.photocurrent`.
     """
     from .observables.photocurrent import PARTS, photocurrent
+    from .perturbations import mu_shift_of, perturbed_blocks_of
     from .solar import get_spectrum
+
+    blocks = perturbed_blocks_of(model)
+    if blocks is not None and blocks.perturbations.strain is not None:
+        raise ParameterError(
+            "a strain perturbation is supported with the AHC objective only: the photocurrent's rank-3 tensor is not "
+            "transformed into the strained crystal"
+        )
 
     if goal not in GOALS:
         raise ParameterError(f"unknown goal {goal!r}; choose one of {', '.join(GOALS)}")
@@ -207,6 +224,7 @@ def photocurrent_objective(
         raise ParameterError(f"parts must be one of {', '.join(PARTS)}, got {parts!r}")
     spec = get_spectrum(spectrum)
     key = {"both": "total", "shift": "shift", "injection": "injection"}[parts]
+    shifted = _mu_shifted(model, mu=mu, filling=filling)
 
     @follows_inputs
     def objective(theta, beta):
@@ -220,7 +238,7 @@ def photocurrent_objective(
             polarisation=polarisation,
             tau=tau,
             beta=beta,
-            mu=mu,
+            mu=mu + mu_shift_of(model, params) if shifted else mu,
             filling=filling,
             **interband,
         )

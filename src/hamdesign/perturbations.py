@@ -407,6 +407,8 @@ def build_perturbations(spec: Mapping, model: TightBinding, *, labels=None, wher
     ``labels``: the orbital labels of ``seedname.win`` (:func:`~hamdesign.io.projections.read_orbital_labels`)
     when a shift selects orbitals by name.
     """
+    if model.nparams:
+        raise ConfigError(f"{where} act on a model without parameters (a wannier90 file); {model.name} has {model.nparams}")
     known = {"shift", "field", "exchange", "strain", "mu_shift"}
     unknown = sorted(set(spec) - known)
     if unknown:

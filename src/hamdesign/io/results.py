@@ -52,6 +52,7 @@ def write_result(
 
 
 def _write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str, identity, figures: bool = True) -> dict:
+    from ..perturbations import materialize, perturbed_blocks_of
     from . import atomic_write_bytes, atomic_write_text, write_model_file, write_tb_dat
 
     physical = run.par.physical_values(state.theta)
@@ -84,8 +85,14 @@ def _write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str
     np.savez(buffer, **history)
     atomic_write_bytes(out_dir / "history.npz", buffer.getvalue())
     params = run.model.params_from(physical)
-    write_model_file(run.model.with_structure(default_params=params), out_dir / "model.toml")
-    write_tb_dat(run.model, out_dir / "model_tb.dat", params=params)
+    if perturbed_blocks_of(run.model) is not None:
+        # the designed crystal itself: hoppings at the optimum, strained geometry, position matrix
+        designed = materialize(run.model, params)
+        write_model_file(designed, out_dir / "model.toml")
+        write_tb_dat(designed, out_dir / "model_tb.dat")
+    else:
+        write_model_file(run.model.with_structure(default_params=params), out_dir / "model.toml")
+        write_tb_dat(run.model, out_dir / "model_tb.dat", params=params)
     drawn = []
     try:
         from ..plotting import plot_history
@@ -109,6 +116,10 @@ def json_default(obj):
 
 
 def headline(result: dict) -> tuple[str, float]:
-    """The design's headline number: ("sigma_xy", e²/h) or ("current_density", A/m²)."""
+    """The design's headline number: ("sigma_xy", e²/h), ("current_density", A/m²) or (the AHC component, S/cm)."""
     ev = result["evaluation"]
-    return ("current_density", ev["current_density"]) if "current_density" in ev else ("sigma_xy", ev["sigma_xy"])
+    if "current_density" in ev:
+        return "current_density", ev["current_density"]
+    if "component" in ev:
+        return ev["component"], ev["sigma"]
+    return "sigma_xy", ev["sigma_xy"]
