@@ -28,6 +28,9 @@ def plot_history(history: dict, path: Path, *, title: str) -> Path:
         ("j_total", "J total (A/m²)"),
         ("j_shift", "J shift (A/m²)"),
         ("j_injection", "J injection (A/m²)"),
+        ("sigma", "σ (S/cm) at the training T"),
+        ("perturbation_norm", "‖ΔH‖ (energy unit)"),
+        ("mu", "μ (energy unit)"),
     ]
     panels = [(k, label) for k, label in panels if k in history]
     fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(7, 2.2 * (len(panels) + 1)), sharex=True)
@@ -234,6 +237,45 @@ def plot_ensemble(summary: dict, path: Path, *, title: str) -> Path:
         scatter.legend(fontsize=7)
     for ax in (hist, scatter):
         ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_ahc_design(result: dict, path: Path, *, title: str) -> Path:
+    """Left: σ(μ) of the starting and the designed model (μ of each marked); right: each perturbation's
+    final value as a fraction of its range (−1 … 1 from the DFT value to the lower/upper bound)."""
+    plt = _pyplot()
+    ev = result["evaluation"]
+    scan = ev["scan"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    for key, colour, label in (("initial", "tab:gray", "DFT model"), ("final", "tab:red", "designed")):
+        left.plot(scan["mu"], scan[key], color=colour, lw=1.4, label=label)
+        left.axvline(ev[key]["mu"], color=colour, ls=":", lw=1)
+        left.plot([ev[key]["mu"]], [ev[key]["sigma"]], "o", color=colour)
+    unit = ev.get("units", {}).get("mu", "eV")
+    left.set_xlabel(f"μ ({unit})")
+    left.set_ylabel(f"{ev['component'].replace('sigma_', 'σ_')} (S/cm)")
+    left.set_title(f"k_BT = {1 / ev['beta']:.3g} {unit}, {'×'.join(map(str, ev['nk']))} k", fontsize=9)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    bounds = result.get("parametrization", {})
+    names, fractions = [], []
+    for name, value in result["parameters"].items():
+        spec = bounds.get(name, {})
+        low, high = spec.get("low"), spec.get("high")
+        if low is None or high is None:
+            continue
+        start = 1.0 if name == "exchange" else 0.0
+        names.append(name)
+        fractions.append((value - start) / (high - start) if value >= start else (value - start) / (start - low))
+    right.barh(names, fractions, color=["tab:red" if f > 0 else "tab:blue" for f in fractions])
+    right.set_xlim(-1.05, 1.05)
+    right.axvline(0, color="black", lw=0.8)
+    right.set_xlabel("final value, fraction of the allowed range")
+    for n, (name, value) in enumerate((k, result["parameters"][k]) for k in names):
+        right.annotate(f"{value:+.3g}", (0.0, n), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    right.grid(alpha=0.3, axis="x")
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)

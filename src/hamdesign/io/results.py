@@ -78,6 +78,7 @@ def _write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str
             "dim": run.model.dim,
         },
         "config": run.cfg,
+        "performance": _performance(history),
         "run": identity.to_dict(),
         "versions": provenance(),
     }
@@ -99,11 +100,30 @@ def _write_result(run: DesignRun, state, out_dir: Path, *, seed: int, label: str
 
         if figures:  # a large ensemble may skip them: a figure can take longer than a small run
             drawn.append(str(plot_history(history, out_dir / "history.png", title=f"{label} design, seed {seed}")))
+            if "scan" in evaluation:
+                from ..plotting import plot_ahc_design
+
+                title = f"{label}, seed {seed}: {evaluation['component']} before and after"
+                drawn.append(str(plot_ahc_design(result, out_dir / "ahc_design.png", title=title)))
     except ImportError:  # matplotlib missing: results are complete without figures
         pass
     result["figures"] = drawn
     atomic_write_text(out_dir / "result.json", json.dumps(result, indent=2, default=json_default))
     return result
+
+
+def _performance(history: dict) -> dict:
+    """Median seconds per step (the first, which compiles, apart) and the process's peak resident memory."""
+    import resource
+    import sys
+
+    seconds = np.asarray(history.get("seconds", []), dtype=float)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    return {
+        "first_step_seconds": float(seconds[0]) if seconds.size else None,
+        "seconds_per_step": float(np.median(seconds[1:])) if seconds.size > 1 else None,
+        "peak_memory_MiB": float(peak),
+    }
 
 
 def json_default(obj):
