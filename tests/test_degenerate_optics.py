@@ -125,7 +125,7 @@ def test_spin_doubled_model_gives_twice_the_response(sc_eta, position_matrix):
     kw = {"beta": 4.0, "mu": 0.7, "eta": 0.25, "sc_eta": sc_eta, "position_matrix": position_matrix}
     omega = [1.0, 2.0, 3.0]
     for fn in (shift_conductivity, lambda *a, **k: injection_rate(*a, part="imag", **k)):
-        key = "sigma" if fn is shift_conductivity else "eta"
+        key = "sigma" if fn is shift_conductivity else "rate"
         one = numpy_values(lambda fn=fn, key=key: getattr(fn(single, None, k, omega, components=ALL3, **kw), key))
         two = numpy_values(lambda fn=fn, key=key: getattr(fn(doubled, None, k, omega, components=ALL3, **kw), key))
         assert np.max(np.abs(one)) > 0
@@ -289,7 +289,7 @@ def test_scissor_shifts_a_gapped_spectrum_rigidly(numpy_backend):
     kw = {"components": "xxx,xyy,yxy", "beta": 40.0, "mu": mu, "eta": 0.2}
     omega = np.array([2.0, 3.0, 4.0])
     delta = 0.37
-    for fn, key in ((shift_conductivity, "sigma"), (injection_rate, "eta")):
+    for fn, key in ((shift_conductivity, "sigma"), (injection_rate, "rate")):
         shifted = np.asarray(getattr(fn(model, None, k, omega + delta, scissor=delta, **kw), key))
         plain = np.asarray(getattr(fn(model, None, k, omega, **kw), key))
         assert np.max(np.abs(plain)) > 0

@@ -147,12 +147,17 @@ def shift_tensor_integrand(terms: InterbandTerms, components: Sequence[Component
         return xp.conj(xp.matrix_transpose(x))
 
     products: dict = {}
+    off_blocks: dict = {}
 
     def product(kind, c, a):  # P^{ca} = v^c_bd D^a or Q^{ca} = v^c_off D̃^a, each computed once
         key = (kind, c, a)
         if key not in products:
-            left = terms.vbd(c) if kind == "P" else terms.outside(terms.v[c])
-            right = terms.D(a) if kind == "P" else terms.Dt(a)
+            if kind == "P":
+                left, right = terms.vbd(c), terms.D(a)
+            else:
+                if c not in off_blocks:
+                    off_blocks[c] = terms.outside(terms.v[c])
+                left, right = off_blocks[c], terms.Dt(a)
             products[key] = be.matmul(left, right)
         return products[key]
 
