@@ -534,7 +534,7 @@ def evaluate(
     if spec.display == "spectrum":
         report["component"] = report["components"][0] if len(report["components"]) == 1 else report["components"]
         if len(report["components"]) == 1:  # one component: plain spectra
-            for key in ("sigma", "sigma_layer", "sigma_chain", "injection_rate"):
+            for key in ("sigma", "sigma_layer", "sigma_chain", "injection_rate", report.get("spectrum_key")):
                 if isinstance(report.get(key), list) and report[key] and isinstance(report[key][0], list):
                     report[key] = report[key][0]
     report["parameters"] = dict(zip(tb.parameter_names, map(float, p), strict=False))
@@ -573,7 +573,7 @@ def _print_photocurrent(report: dict) -> None:
 def _print_spectrum(report: dict) -> None:
     from rich.table import Table
 
-    key = "sigma"
+    key = report.get("spectrum_key", "sigma")  # which spectrum the table shows: σ unless the report names another
     unit = report["units"][key]
     comps = report["components"]
     values = report[key] if len(comps) > 1 else [report[key]]

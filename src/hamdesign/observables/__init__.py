@@ -12,32 +12,10 @@ from dataclasses import dataclass
 
 from .hall import anomalous_hall_conductivity, berry_curvature, chern_numbers, chern_numbers_lattice, hall_report, sigma_xy
 from .injection import injection_rate, injection_report
+from .jdos import jdos_report, joint_density_of_states
 from .photocurrent import photocurrent, photocurrent_on_grid, photocurrent_report
-from .response import DEFAULT_INTERBAND, InterbandSettings
+from .response import Request
 from .shift import shift_conductivity, shift_conductivity_shift_vector, shift_report
-
-
-@dataclass(frozen=True)
-class Request:
-    """One forward evaluation as the CLI asks for it (model energy units); each observable reads what it needs."""
-
-    model: object
-    params: object
-    nk: object
-    beta: float
-    mu: object = None
-    filling: float | None = None
-    thickness: float | None = None
-    components: str = "xxx"
-    omega: object = None
-    eta: float = 0.02
-    smearing: str = "gaussian"
-    tau: float = 1e-13
-    spectrum: str = "blackbody5500"
-    polarisation: str = "along"
-    parts: str = "both"
-    direction: str = "x"
-    interband: InterbandSettings = DEFAULT_INTERBAND
 
 
 def _hall(req: Request) -> dict:
@@ -167,6 +145,18 @@ REGISTRY: dict[str, ObservableSpec] = {
         display="current",
         interband=True,
     ),
+    "jdos": ObservableSpec(
+        name="jdos",
+        symbol="J(ω)",
+        units="1/(E L³): states per energy per volume (bulk)",
+        rank=0,
+        reference="the band-pair response with integrand 1 (docs/extending.md)",
+        odd_under_time_reversal=False,
+        dims=(1, 2, 3),
+        report=jdos_report,
+        display="spectrum",
+        spectral=True,
+    ),
 }
 
 __all__ = [
@@ -180,6 +170,8 @@ __all__ = [
     "hall_report",
     "injection_rate",
     "injection_report",
+    "jdos_report",
+    "joint_density_of_states",
     "photocurrent",
     "photocurrent_on_grid",
     "photocurrent_report",

@@ -191,6 +191,29 @@ class InterbandSettings:
 DEFAULT_INTERBAND = InterbandSettings()
 
 
+@dataclass(frozen=True)
+class Request:
+    """One forward evaluation as the CLI asks for it (model energy units); each observable reads what it needs."""
+
+    model: object
+    params: object
+    nk: object
+    beta: float
+    mu: object = None
+    filling: float | None = None
+    thickness: float | None = None
+    components: str = "xxx"
+    omega: object = None
+    eta: float = 0.02
+    smearing: str = "gaussian"
+    tau: float = 1e-13
+    spectrum: str = "blackbody5500"
+    polarisation: str = "along"
+    parts: str = "both"
+    direction: str = "x"
+    interband: InterbandSettings = DEFAULT_INTERBAND
+
+
 # ------------------------------------------------------------------------------------ smearing
 def smearing_function(x, /, *, eta: float, kind: str):
     """Normalised δ(x) of width η: Gaussian exp(−x²/η²)/(√π η) or Lorentzian (η/π)/(x² + η²)."""
@@ -476,6 +499,7 @@ __all__ = [
     "DEFAULT_INTERBAND",
     "InterbandSettings",
     "PairChunk",
+    "Request",
     "check_current_direction",
     "component_name",
     "contributing_pairs",
