@@ -356,7 +356,8 @@ def evaluate(
             "-o",
             help="What to compute, by its name in hamdesign.observables.REGISTRY: hall (σ_xy in e²/h per layer and "
             "S/cm in bulk, band Chern numbers); shift (σ^abc(ω) in A/V²); injection (η^abc(ω) in A V⁻² s⁻¹ and τη "
-            "in A/V²); photocurrent (DC current density in A/m² under a solar spectrum, shift + injection).",
+            "in A/V²); photocurrent (DC current density in A/m² under a solar spectrum, shift + injection); jdos "
+            "(joint density of states of optical transitions, the example of docs/extending.md).",
         ),
     ] = "hall",
     nk: Annotated[
