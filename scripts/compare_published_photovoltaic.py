@@ -41,7 +41,7 @@ results = {}
 with hd.use_backend("numpy"):
     for eta in (0.01, 0.02, 0.05):
         shift = hd.shift_conductivity(model, None, k, omega_ev, components="xxx", beta=beta, mu=fitted["mu_eV"], eta=eta).sigma[0]
-        inj = hd.injection_rate(model, None, k, omega_ev, components="xxx", beta=beta, mu=fitted["mu_eV"], eta=eta).eta[0] * tau
+        inj = hd.injection_rate(model, None, k, omega_ev, components="xxx", beta=beta, mu=fitted["mu_eV"], eta=eta).rate[0] * tau
         total = np.asarray(shift + inj)
         ours = np.interp(energy_pub[keep], omega_ev, np.abs(total))
         mask = ours > 0

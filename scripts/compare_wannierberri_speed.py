@@ -10,8 +10,10 @@ Timed: WannierBerri ``wannierberri.run(...)`` (Fourier transform to k, diagonali
 ω/μ sum; the system file and the grid are built outside the timer). It has no option to restrict
 ``ShiftCurrent`` to one component and always builds all 27 σ^{abc}. hamdesign: one
 ``shift_conductivity(..., components=<one>)`` call (``yyy`` for 2D hBN; ``xxx`` for the 1D chain, the
-only allowed current direction), converted to NumPy; jax is jitted, its first (compiling) call is
-reported separately as warm-up. Every code (WannierBerri too) gets one untimed first call, then the
+only allowed current direction; ``xxx`` for the 3D ``random3d4``), converted to NumPy; with
+``--tensor``, one ``components="all"`` call (the 18 σ^{abc} with b ≤ c, which fix all 27 since
+σ^{abc} = σ^{acb}) compared entry by entry with WannierBerri's whole tensor. jax is jitted, its first
+(compiling) call is reported separately as warm-up. Every code (WannierBerri too) gets one untimed first call, then the
 median of --repeat runs is reported. Each hamdesign measurement runs in a fresh
 child process (same thread settings), killed and retried if it hangs (--case-timeout, --tries).
 
@@ -24,6 +26,7 @@ Usage::
 
     python scripts/compare_wannierberri_speed.py [--models hbn,kondo_chain] [--nk hbn=60,120 --nk kondo_chain=256,1024]
         [--omegas 200] [--repeat 3] [--backends numpy,jax,torch,autograd] [--json out.json]
+    python scripts/compare_wannierberri_speed.py --models random3d4 --tensor --omegas 59   # the full tensor, 40³ k
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from pathlib import Path  # noqa: E402
 import hamdesign  # noqa: E402
 import numpy as np  # noqa: E402
 from hamdesign.backend import get_backend, use_backend  # noqa: E402
+from hamdesign.bench import random_cubic  # noqa: E402
 from hamdesign.io.wannier90 import write_tb_dat  # noqa: E402
 from hamdesign.models import hbn, kondo_chain  # noqa: E402
 from hamdesign.spectrum import bands, chemical_potential  # noqa: E402
@@ -74,7 +78,7 @@ from hamdesign.spectrum import bands, chemical_potential  # noqa: E402
 SC_ETA = 1e-9  # WannierBerri's principal-value broadening of 1/(ε_n − ε_m), as in tests/test_wannierberri.py
 ETA = 0.05  # Lorentzian width, eV
 KBT = 0.01  # eV
-DEFAULT_NK = {"hbn": (60, 120), "kondo_chain": (256, 1024)}
+DEFAULT_NK = {"hbn": (60, 120), "kondo_chain": (256, 1024), "random3d4": (40,)}
 AXES = "xyz"
 
 
@@ -86,7 +90,18 @@ def build_model(name: str):
         # makes σ^{xxx} vanish (~1e-19 A/V², pure rounding noise), which would compare nothing; random spins
         # break every symmetry and leave a gapped insulator at half filling. 1D along x: the current index is x.
         return kondo_chain(12, spins=np.random.default_rng(7).normal(size=(12, 3))), "xxx"
-    raise SystemExit(f"unknown model {name!r}; choose hbn or kondo_chain")
+    if name == "random3d4":
+        return random_cubic(4, seed=0), "xxx"  # no symmetry: every σ^{abc} is non-zero
+    raise SystemExit(f"unknown model {name!r}; choose hbn, kondo_chain or random3d4")
+
+
+def full_tensor(sigma: np.ndarray, dim: int) -> np.ndarray:
+    """(nω, 3, 3, 3) from the ``components="all"`` rows (a, b ≤ c < dim), σ^{acb} = σ^{abc}; 0 outside ``dim``."""
+    out = np.zeros((sigma.shape[-1], 3, 3, 3))
+    rows = [(a, b, c) for a in range(dim) for b in range(dim) for c in range(b, dim)]
+    for (a, b, c), row in zip(rows, sigma, strict=True):
+        out[:, a, b, c] = out[:, a, c, b] = row
+    return out
 
 
 def timed(fn):
@@ -104,6 +119,7 @@ def median_timing(fn, repeat: int):
 
 
 def wannierberri_runner(model, workdir: Path, nk: int, omega, mu: float, comp):
+    """A callable returning (σ^{comp}(ω) or, with comp None, the whole (nω, 3, 3, 3) tensor, max |σ| of all 27)."""
     import wannierberri
     from wannierberri import calculators
 
@@ -130,7 +146,8 @@ def wannierberri_runner(model, workdir: Path, nk: int, omega, mu: float, comp):
                 system, grid, {"shift": calc}, parallel=False, use_irred_kpt=False, symmetrize=False, print_progress_step_time=1e9
             )
         full = res.results["shift"].data[0]  # [iEF][iω, a, b, c]
-        return full[:, comp[0], comp[1], comp[2]], float(np.max(np.abs(full)))
+        picked = full if comp is None else full[:, comp[0], comp[1], comp[2]]
+        return picked, float(np.max(np.abs(full)))
 
     return run
 
@@ -144,7 +161,7 @@ def hamdesign_runner(backend: str, model, nk: int, omega, mu: float, comps: str)
         with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(1)
     k = hamdesign.kmesh(nk, model.dim)
-    settings = {"components": comps, "beta": 1.0 / KBT, "mu": mu, "eta": ETA, "smearing": "lorentzian"}
+    settings = {"components": comps, "beta": 1.0 / KBT, "mu": mu, "eta": ETA, "smearing": "lorentzian", "sc_eta": SC_ETA}
     with use_backend(be):
         params = be.asarray(model.default_params)
 
@@ -155,7 +172,8 @@ def hamdesign_runner(backend: str, model, nk: int, omega, mu: float, comps: str)
 
     def run():
         with use_backend(be):
-            return np.asarray(be.to_numpy(fn(params)))[0]
+            sigma = np.asarray(be.to_numpy(fn(params)))
+        return full_tensor(sigma, model.dim) if comps == "all" else sigma[0]
 
     return run
 
@@ -164,7 +182,8 @@ def worker() -> int:
     """One hamdesign measurement (case as JSON on stdin, result as JSON on stdout), in its own process."""
     case = json.loads(sys.stdin.read())
     model, comp_name = build_model(case["model"])
-    run = hamdesign_runner(case["backend"], model, case["nk"], np.asarray(case["omega"]), case["mu"], comp_name)
+    comps = "all" if case.get("tensor") else comp_name
+    run = hamdesign_runner(case["backend"], model, case["nk"], np.asarray(case["omega"]), case["mu"], comps)
     _, warm, _ = timed(run)  # untimed first call (jax: trace + compile + run), reported as warm-up
     sigma, wall, cpu = median_timing(run, case["repeat"])
     print(json.dumps({"sigma": sigma.tolist(), "wall": wall, "cpu": cpu, "warm": warm}))
@@ -221,6 +240,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per case (median reported)")
     ap.add_argument("--wb-repeat", type=int, default=None, help="timed WannierBerri runs (default: --repeat)")
     ap.add_argument("--backends", default="numpy,jax,torch,autograd")
+    ap.add_argument(
+        "--tensor", action="store_true", help="hamdesign computes the whole tensor (components='all'), compared entry by entry"
+    )
     ap.add_argument("--rtol", type=float, default=1e-8)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--case-timeout", type=float, default=120.0, help="seconds before a hamdesign measurement is presumed hung")
@@ -241,7 +263,10 @@ def main(argv=None) -> int:
         f"{'model':<12}{'bands':>6}{'k-pts':>8}  "
         f"{'code/backend':<22}{'seconds':>10}{'cpu/wall':>9}{'k/s/core':>11}{'vs WB':>8}{'rel.err':>10}"
     )
-    print(f"shift current σ: {args.omegas} ω, Lorentzian η = {ETA} eV, kBT = {KBT} eV; single thread; median of {args.repeat}")
+    what = "the whole tensor σ^{abc} (27 entries)" if args.tensor else "one component σ^{abc}"
+    print(
+        f"shift current, {what}: {args.omegas} ω, Lorentzian η = {ETA} eV, kBT = {KBT} eV; single thread; median of {args.repeat}"
+    )
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, wannierberri "
         f"{wannierberri.__version__}, hamdesign {getattr(hamdesign, '__version__', '?')}"
@@ -255,6 +280,8 @@ def main(argv=None) -> int:
             for name in models:
                 model, comp_name = build_model(name)
                 comp = tuple(AXES.index(c) for c in comp_name)
+                if args.tensor:
+                    comp_name, comp = "all", None
                 mu = 0.0 if name == "hbn" else half_filling_mu(model, max(meshes[name]))
                 with use_backend("numpy"):
                     e = np.asarray(bands(model, None, hamdesign.kmesh(max(meshes[name]), model.dim)))
@@ -268,6 +295,7 @@ def main(argv=None) -> int:
                         "kpoints": npts,
                         "mesh": [nk] * model.dim,
                         "component": comp_name,
+                        "tensor": bool(args.tensor),
                         "mu": mu,
                     }
                     wb_run = wannierberri_runner(model, Path(tmp), nk, omega, mu, comp)
@@ -306,6 +334,7 @@ def main(argv=None) -> int:
                             "omega": omega.tolist(),
                             "mu": mu,
                             "repeat": args.repeat,
+                            "tensor": bool(args.tensor),
                         }
                         got, hangs = measure_hamdesign(case, args.case_timeout, args.tries)
                         label = f"hamdesign {backend}" + (" (jit)" if backend == "jax" else "")

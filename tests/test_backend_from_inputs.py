@@ -39,7 +39,7 @@ def _public_objectives():
             chain,
             chain.default_params,
             lambda p: (
-                hd.injection_rate(chain, p, hd.kmesh(8, 1), [1.0], components="xxx", beta=30.0, filling=0.5, eta=0.2).eta[0, 0]
+                hd.injection_rate(chain, p, hd.kmesh(8, 1), [1.0], components="xxx", beta=30.0, filling=0.5, eta=0.2).rate[0, 0]
                 * 1e-12
             ),
         ),

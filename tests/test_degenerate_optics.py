@@ -125,13 +125,13 @@ def test_spin_doubled_model_gives_twice_the_response(sc_eta, position_matrix):
     kw = {"beta": 4.0, "mu": 0.7, "eta": 0.25, "sc_eta": sc_eta, "position_matrix": position_matrix}
     omega = [1.0, 2.0, 3.0]
     for fn in (shift_conductivity, lambda *a, **k: injection_rate(*a, part="imag", **k)):
-        key = "sigma" if fn is shift_conductivity else "eta"
+        key = "sigma" if fn is shift_conductivity else "rate"
         one = numpy_values(lambda fn=fn, key=key: getattr(fn(single, None, k, omega, components=ALL3, **kw), key))
         two = numpy_values(lambda fn=fn, key=key: getattr(fn(doubled, None, k, omega, components=ALL3, **kw), key))
         assert np.max(np.abs(one)) > 0
         np.testing.assert_allclose(two, 2 * one, rtol=0, atol=1e-10 * np.max(np.abs(one)))
-    rate = numpy_values(lambda: injection_rate(single, None, k, omega, components=ALL3, **kw).eta)
-    rate2 = numpy_values(lambda: injection_rate(doubled, None, k, omega, components=ALL3, **kw).eta)
+    rate = numpy_values(lambda: injection_rate(single, None, k, omega, components=ALL3, **kw).rate)
+    rate2 = numpy_values(lambda: injection_rate(doubled, None, k, omega, components=ALL3, **kw).rate)
     np.testing.assert_allclose(rate2, 2 * rate, rtol=0, atol=1e-10 * np.max(np.abs(rate)))
 
 
@@ -151,9 +151,9 @@ def test_random_rotation_inside_degenerate_subspaces(gaas, monkeypatch):
                 model, None, k, GAAS_OMEGA, components="xyz,xxx", **gaas_settings(mu), position_matrix="full"
             ).sigma
         ),
-        "injection": lambda: injection_rate(model, None, k, GAAS_OMEGA, components=ALL3, **gaas_settings(mu), part="imag").eta,
+        "injection": lambda: injection_rate(model, None, k, GAAS_OMEGA, components=ALL3, **gaas_settings(mu), part="imag").rate,
         "injection 2d": lambda: (
-            injection_rate(doubled2d, None, k2, [1.0, 2.0], components="xxx,xyy,yxy", beta=4.0, mu=0.7, eta=0.3).eta
+            injection_rate(doubled2d, None, k2, [1.0, 2.0], components="xxx,xyy,yxy", beta=4.0, mu=0.7, eta=0.3).rate
         ),
         "shift 2d": lambda: (
             shift_conductivity(doubled2d, None, k2, [1.0, 2.0], components="xxx,xyy,yxy", beta=4.0, mu=0.7, eta=0.3).sigma
@@ -196,10 +196,10 @@ def test_each_component_alone_equals_the_same_component_in_all(gaas):
         row = ALL3.index((a, min(b, c), max(b, c)))
         np.testing.assert_allclose(alone, together[row], rtol=0, atol=1e-12 * np.max(np.abs(together)))
     rates = numpy_values(
-        lambda: injection_rate(model, None, k, GAAS_OMEGA, components=ALL3, **gaas_settings(mu), part="imag").eta
+        lambda: injection_rate(model, None, k, GAAS_OMEGA, components=ALL3, **gaas_settings(mu), part="imag").rate
     )
     alone = numpy_values(
-        lambda: injection_rate(model, None, k, GAAS_OMEGA, components="zxy", **gaas_settings(mu), part="imag").eta
+        lambda: injection_rate(model, None, k, GAAS_OMEGA, components="zxy", **gaas_settings(mu), part="imag").rate
     )[0]
     np.testing.assert_allclose(alone, rates[ALL3.index((2, 0, 1))], rtol=0, atol=1e-12 * np.max(np.abs(rates)))
 
@@ -239,7 +239,7 @@ def test_gaas_matches_wannierberri_at_random_k(gaas, monkeypatch, position_matri
     comps = [(a, b, c) for a in range(3) for b in range(3) for c in range(3)]
     kw = {**gaas_settings(mu), "sc_eta": 0.04, "position_matrix": position_matrix}
     sigma = numpy_values(lambda: shift_conductivity(model, None, kf, GAAS_OMEGA, components=comps, **kw).sigma)
-    rate = numpy_values(lambda: injection_rate(model, None, kf, GAAS_OMEGA, components=comps, **kw).eta)
+    rate = numpy_values(lambda: injection_rate(model, None, kf, GAAS_OMEGA, components=comps, **kw).rate)
     theirs = np.stack([sc[:, a, b, c] for a, b, c in comps])
     theirs_inj = np.stack([inj[:, a, b, c] for a, b, c in comps]).real / 1e-15  # WannierBerri: τη for τ = 1 fs
     assert np.max(np.abs(sigma - theirs)) < 1e-10 * np.max(np.abs(theirs))
@@ -289,7 +289,7 @@ def test_scissor_shifts_a_gapped_spectrum_rigidly(numpy_backend):
     kw = {"components": "xxx,xyy,yxy", "beta": 40.0, "mu": mu, "eta": 0.2}
     omega = np.array([2.0, 3.0, 4.0])
     delta = 0.37
-    for fn, key in ((shift_conductivity, "sigma"), (injection_rate, "eta")):
+    for fn, key in ((shift_conductivity, "sigma"), (injection_rate, "rate")):
         shifted = np.asarray(getattr(fn(model, None, k, omega + delta, scissor=delta, **kw), key))
         plain = np.asarray(getattr(fn(model, None, k, omega, **kw), key))
         assert np.max(np.abs(plain)) > 0
@@ -325,7 +325,7 @@ def test_gradient_through_position_matrix_sc_eta_and_scissor(observable):
         if observable == "shift":
             out = shift_conductivity(model, p, k, omega, components="xyz,xxx,zyy", **kw).sigma
         else:
-            out = injection_rate(model, p, k, omega, components="xyz,xxx,zyy", **kw).eta * 1e-11
+            out = injection_rate(model, p, k, omega, components="xyz,xxx,zyy", **kw).rate * 1e-11
         return out[0, 0] - 0.4 * out[1, 1] + 0.3 * out[2, 0]
 
     p0 = model.default_params

@@ -21,7 +21,7 @@ OMEGA = np.linspace(1.0, 4.0, 5)
 def eta_np(model, nk, omega, components, params=None, **kw):
     kw = {"beta": 5.0, "eta": 0.2, "filling": 1 / 3, **kw}
     with use_backend("numpy") as be:
-        return be.to_numpy(injection_rate(model, params, kmesh(nk, model.dim), omega, components=components, **kw).eta)
+        return be.to_numpy(injection_rate(model, params, kmesh(nk, model.dim), omega, components=components, **kw).rate)
 
 
 def time_reversed(model):
@@ -136,7 +136,7 @@ def test_value_and_gradient_agree_across_backends_and_with_finite_differences(ca
 
     def f(p):
         res = injection_rate(model, p, kfrac, [1.0, 2.0, 3.0], components="xxx,xyy,yxx,yyy", **kw)
-        return current().xp.sum(res.eta) * 1e-9
+        return current().xp.sum(res.rate) * 1e-9
 
     p0 = model.default_params
     results = {name: value_and_grad_on(name, f, p0) for name in AUTODIFF}
@@ -154,8 +154,8 @@ def test_forward_path_runs_under_array_api_strict():
     model = random_model(3, dim=2, seed=3, onsite_spread=1.5)
     kw = {"components": "xxx,xyy,yxy", "beta": 5.0, "filling": 1 / 3, "eta": 0.2}
     with use_backend(adapter):
-        strict = np.asarray(injection_rate(model, None, kmesh(6, 2), [1.0, 2.0], **kw).eta)
+        strict = np.asarray(injection_rate(model, None, kmesh(6, 2), [1.0, 2.0], **kw).rate)
     with use_backend("numpy") as be:
-        reference = be.to_numpy(injection_rate(model, None, kmesh(6, 2), [1.0, 2.0], **kw).eta)
+        reference = be.to_numpy(injection_rate(model, None, kmesh(6, 2), [1.0, 2.0], **kw).rate)
     assert np.abs(reference).max() > 0
     np.testing.assert_allclose(strict, reference, rtol=1e-12, atol=1e-12 * np.abs(reference).max())

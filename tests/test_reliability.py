@@ -134,7 +134,7 @@ def _edge_case(case: str):
         )
         k = hd.kmesh(6, 2)
     objectives = [lambda q: hd.shift_conductivity(model, q, k, [0.5, 1.5], components="xxx", eta=0.1, **kw).sigma[0, 0]]
-    objectives.append(lambda q: hd.injection_rate(model, q, k, [0.5, 1.5], components="xxx", eta=0.1, **kw).eta[0, 1] * 1e-15)
+    objectives.append(lambda q: hd.injection_rate(model, q, k, [0.5, 1.5], components="xxx", eta=0.1, **kw).rate[0, 1] * 1e-15)
     if model.dim >= 2:
         objectives.append(lambda q: hd.sigma_xy(model, q, k, **kw))
     return model, objectives

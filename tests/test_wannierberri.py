@@ -89,8 +89,8 @@ def hamdesign_values(model, nk, omega, comps, *, mu, kbt, eta, smearing, transve
     with use_backend("numpy") as be:
         k = kmesh(nk, model.dim)
         sigma = be.to_numpy(shift_conductivity(model, None, k, omega, **settings).sigma)
-        rate = be.to_numpy(injection_rate(model, None, k, omega, **settings).eta)
-        rate_imag = be.to_numpy(injection_rate(model, None, k, omega, part="imag", **settings).eta)
+        rate = be.to_numpy(injection_rate(model, None, k, omega, **settings).rate)
+        rate_imag = be.to_numpy(injection_rate(model, None, k, omega, part="imag", **settings).rate)
     return np.asarray(sigma), np.asarray(rate), np.asarray(rate_imag)
 
 

@@ -47,6 +47,49 @@ class ShiftSpectrum:
             block(self.be, self.fn(self.p))
 
 
+class ShiftTensor:
+    """The whole tensor σ^{abc}(ω) (components="all", 59 ω) in one pass: random 4-band cubic model.
+
+    Compare with ``ShiftTensorOneComponent``: the whole tensor should cost at most ~3× one component.
+    """
+
+    params = (BACKENDS, [20, 40])
+    param_names = ["backend", "nk"]
+    timeout = 900
+    components = "all"
+
+    def setup(self, backend, nk):
+        import hamdesign as hd
+        from hamdesign.backend import use_backend
+        from hamdesign.bench import random_cubic
+
+        self.be = require(backend)
+        model = random_cubic(4, seed=0)
+        kfrac = hd.kmesh(nk, 3)
+        omega = np.linspace(0.09, 5.4, 59)
+        settings = {"beta": 100.0, "mu": 0.158, "eta": 0.05, "smearing": "lorentzian", "components": self.components}
+
+        def tensor(p):
+            return hd.shift_conductivity(model, p, kfrac, omega, **settings).sigma
+
+        with use_backend(self.be):
+            self.fn = self.be.jit(tensor) if backend == "jax" else tensor
+            self.p = self.be.asarray(model.default_params)
+            block(self.be, self.fn(self.p))
+
+    def time_tensor(self, backend, nk):
+        from hamdesign.backend import use_backend
+
+        with use_backend(self.be):
+            block(self.be, self.fn(self.p))
+
+
+class ShiftTensorOneComponent(ShiftTensor):
+    """σ^{xxx}(ω) alone on the same model, mesh and ω: the reference for ``ShiftTensor``."""
+
+    components = "xxx"
+
+
 class ShiftSpectrumMemory:
     """Peak memory of a 24-band shift spectrum on 10⁶ k-points (numpy forward; chunked)."""
 

@@ -121,11 +121,16 @@ def random3d16(seed: int = 0):
 
     No symmetry: every tensor component is non-zero, and nothing can be skipped.
     """
+    return random_cubic(16, seed=seed)
+
+
+def random_cubic(norb: int, *, seed: int = 0):
+    """An ``norb``-orbital cubic model (eV, Å), named ``random3d<norb>``: random on-site energies, random
+    complex first-neighbour hoppings (each present with probability 0.3), random orbital positions."""
     from .lattice import Lattice
     from .model import TightBinding
 
     rng = np.random.default_rng(seed)
-    norb = 16
     params, hops = {}, []
     for i in range(norb):
         params[f"e{i}"] = float(rng.normal())
@@ -140,7 +145,7 @@ def random3d16(seed: int = 0):
                 hops.append((i, j, R, f"{name}*exp(i*a_{name})"))
     lattice = Lattice(3.0 * np.eye(3))
     return TightBinding.build(
-        lattice, rng.uniform(0, 1, size=(norb, 3)), hops, params, name="random3d16", energy_unit="eV", length_unit="Å"
+        lattice, rng.uniform(0, 1, size=(norb, 3)), hops, params, name=f"random3d{norb}", energy_unit="eV", length_unit="Å"
     )
 
 

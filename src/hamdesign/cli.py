@@ -207,13 +207,6 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
 
 
 # ------------------------------------------------------------------------------------- evaluate
-class Observable(str, Enum):
-    hall = "hall"
-    shift = "shift"
-    injection = "injection"
-    photocurrent = "photocurrent"
-
-
 class Smearing(str, Enum):
     gaussian = "gaussian"
     lorentzian = "lorentzian"
@@ -346,16 +339,16 @@ def evaluate(
         ),
     ],
     observable: Annotated[
-        Observable,
+        str,
         typer.Option(
             "--observable",
             "-o",
-            help="What to compute: hall (σ_xy in e²/h per layer and S/cm in "
-            "bulk, band Chern numbers); shift (σ^abc(ω) in A/V²); injection "
-            "(η^abc(ω) in A V⁻² s⁻¹ and τη in A/V²); photocurrent (DC current "
-            "density in A/m² under a solar spectrum, shift + injection).",
+            help="What to compute, by its name in hamdesign.observables.REGISTRY: hall (σ_xy in e²/h per layer and "
+            "S/cm in bulk, band Chern numbers); shift (σ^abc(ω) in A/V²); injection (η^abc(ω) in A V⁻² s⁻¹ and τη "
+            "in A/V²); photocurrent (DC current density in A/m² under a solar spectrum, shift + injection); jdos "
+            "(joint density of states of optical transitions, the example of docs/extending.md).",
         ),
-    ] = Observable.hall,
+    ] = "hall",
     nk: Annotated[
         str, typer.Option("--nk", help="Γ-centred k-mesh: N (same along every periodic direction) or N1,N2[,N3].")
     ] = "100",
@@ -475,8 +468,8 @@ def evaluate(
     from .backend import current, set_backend
     from .errors import ParameterError
     from .io import load_model
-    from .observables.hall import hall_report
-    from .observables.shift import InterbandSettings
+    from .observables import REGISTRY, Request
+    from .observables.response import InterbandSettings
 
     if not STATE.backend_chosen:
         # A one-off forward evaluation gains nothing from autodiff or jit, and eager jax compiles
@@ -484,6 +477,9 @@ def evaluate(
         # and 2.7 s on numpy (docs/performance.md). An explicit --backend still wins.
         set_backend("numpy")
 
+    spec = REGISTRY.get(observable)
+    if spec is None:
+        raise ParameterError(f"--observable must be one of {', '.join(REGISTRY)}, got {observable!r}")
     if thickness is not None and cross_section is not None:
         raise ParameterError("give --thickness (2D) or --cross-section (1D), not both")
     tb = load_model(model, thickness=thickness if thickness is not None else cross_section, ws_distance=ws_distance)
@@ -494,65 +490,41 @@ def evaluate(
     mu = parse_mu(mu)
     if mu is None and filling is None:
         filling = 0.5
-    if observable is not Observable.hall and not isinstance(mu, (float, type(None))):
-        raise ParameterError("a --mu scan (START:STOP:COUNT) is available for --observable hall; give one μ for the others")
+    if not spec.mu_scan and not isinstance(mu, (float, type(None))):
+        scans = ", ".join(name for name, entry in REGISTRY.items() if entry.mu_scan)
+        raise ParameterError(f"a --mu scan (START:STOP:COUNT) is available for --observable {scans}; give one μ for the others")
     knobs = {"sc_eta": sc_eta, "degen_thresh": degen_thresh, "scissor": scissor}
-    if observable is Observable.hall and (sc_eta is not None or scissor is not None):
-        raise ParameterError("--sc-eta and --scissor apply to shift, injection and photocurrent, not hall")
+    if not spec.interband and (sc_eta is not None or scissor is not None):
+        takes = ", ".join(name for name, entry in REGISTRY.items() if entry.interband)
+        raise ParameterError(f"--sc-eta and --scissor apply to {takes}, not {spec.name}")
     interband = InterbandSettings(position_matrix=position_matrix.value, **{k: v for k, v in knobs.items() if v is not None})
-    if observable is not Observable.hall:
+    if spec.interband:
         interband.check(tb)
     be = current()
-    if observable is Observable.hall:
-        report = hall_report(
-            tb,
-            p,
-            nk,
-            beta=b,
-            mu=mu,
-            filling=filling,
-            thickness=thickness,
-            position_matrix=position_matrix.value,
-            degen_thresh=interband.degen_thresh,
-        )
-    elif observable is Observable.photocurrent:
-        from .observables.photocurrent import photocurrent_report
-
-        report = photocurrent_report(
-            tb,
-            p,
-            nk,
-            spectrum=spectrum,
-            direction=direction,
-            polarisation=polarisation.value,
-            parts=parts.value,
-            tau=tau,
-            beta=b,
-            mu=mu,
-            filling=filling,
-            interband=interband,
-        )
-    else:
-        from .observables.injection import injection_report
-        from .observables.shift import shift_report
-
-        w = parse_omega(omega, tb)
-        settings = {
-            "components": component,
-            "beta": b,
-            "mu": mu,
-            "filling": filling,
-            "eta": eta,
-            "smearing": smearing.value,
-            "interband": interband,
-        }
-        if observable is Observable.shift:
-            report = shift_report(tb, p, nk, w, **settings)
-        else:
-            report = injection_report(tb, p, nk, w, tau=tau, **settings)
+    request = Request(
+        model=tb,
+        params=p,
+        nk=nk,
+        beta=b,
+        mu=mu,
+        filling=filling,
+        thickness=thickness,
+        components=component,
+        omega=parse_omega(omega, tb) if spec.spectral else None,
+        eta=eta,
+        smearing=smearing.value,
+        tau=tau,
+        spectrum=spectrum,
+        polarisation=polarisation.value,
+        parts=parts.value,
+        direction=direction,
+        interband=interband,
+    )
+    report = spec.report(request)
+    if spec.display == "spectrum":
         report["component"] = report["components"][0] if len(report["components"]) == 1 else report["components"]
         if len(report["components"]) == 1:  # one component: plain spectra
-            for key in ("sigma", "sigma_layer", "sigma_chain", "injection_rate"):
+            for key in ("sigma", "sigma_layer", "sigma_chain", "injection_rate", report.get("spectrum_key")):
                 if isinstance(report.get(key), list) and report[key] and isinstance(report[key][0], list):
                     report[key] = report[key][0]
     report["parameters"] = dict(zip(tb.parameter_names, map(float, p), strict=False))
@@ -562,12 +534,8 @@ def evaluate(
     if as_json:
         _print_json(report)
         return
-    if observable is Observable.hall:
-        _print_hall(report, tb)
-    elif observable is Observable.photocurrent:
-        _print_photocurrent(report)
-    else:
-        _print_spectrum(report)
+    printers = {"hall": lambda r: _print_hall(r, tb), "current": _print_photocurrent, "spectrum": _print_spectrum}
+    printers[spec.display](report)
     for key, text in report.get("provenance", {}).items():
         _console().print(f"{key.replace('_', ' ')}: {text}", highlight=False, markup=False)
 
@@ -595,7 +563,7 @@ def _print_photocurrent(report: dict) -> None:
 def _print_spectrum(report: dict) -> None:
     from rich.table import Table
 
-    key = "sigma"
+    key = report.get("spectrum_key", "sigma")  # which spectrum the table shows: σ unless the report names another
     unit = report["units"][key]
     comps = report["components"]
     values = report[key] if len(comps) > 1 else [report[key]]

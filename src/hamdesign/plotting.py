@@ -111,8 +111,8 @@ def plot_berry_map(
     """Occupied Berry curvature Σ_n f(ε_n − μ) Ω_n(k) over one reciprocal cell (Cartesian k)."""
     from .backend import use_backend
     from .lattice import kmesh
-    from .observables.hall import curvature_on_mesh, resolve_mu
-    from .spectrum import fermi
+    from .observables.hall import curvature_on_mesh
+    from .spectrum import fermi, resolve_mu
 
     plt = _pyplot()
     kfrac = kmesh(nk, 2)
@@ -163,7 +163,7 @@ def plot_photocurrent_spectrum(
     settings = {"beta": beta, "filling": filling, "mu": mu, "eta": eta}
     with use_backend("numpy"):
         shift = np.asarray(shift_conductivity(model, params, kfrac, omega, components=comp, **settings).sigma)[0]
-        inj = tau * np.asarray(injection_rate(model, params, kfrac, omega, components=comp, **settings).eta)[0]
+        inj = tau * np.asarray(injection_rate(model, params, kfrac, omega, components=comp, **settings).rate)[0]
     spec = get_spectrum(spectrum)
     sun = irradiance_at(spec, omega)
     spectral_j = (shift + inj) * sun / (SPEED_OF_LIGHT * VACUUM_PERMITTIVITY) * ELEMENTARY_CHARGE / HBAR  # A m⁻² eV⁻¹

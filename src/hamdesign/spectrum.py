@@ -1,4 +1,4 @@
-"""Bands, eigenstates and band-basis matrices on k-batches; Fermi function; μ at a filling.
+"""Bands, eigenstates and band-basis matrices on k-batches; Fermi function; μ given or at a filling.
 
 Memory is bounded by evaluating k-points in chunks (:func:`k_chunks`): the largest temporary is a
 few (chunk, norb, norb) complex arrays per Cartesian component.
@@ -210,3 +210,14 @@ def chemical_potential(energies, /, *, filling: float, beta: float, iterations: 
     gapped = slope <= 1e-12
     safe = xp.where(gapped, slope * 0.0 + 1.0, slope)
     return mu0 - xp.where(gapped, 0.0 * excess, excess / safe)
+
+
+def resolve_mu(energies, /, *, beta: float, mu: float | None = None, filling: float | None = None):
+    """μ as given, or from ``filling`` (fraction of bands occupied) by :func:`chemical_potential`."""
+    if (mu is None) == (filling is None):
+        raise ParameterError("give exactly one of mu (energy) or filling (fraction of bands occupied)")
+    if mu is not None:
+        if not np.all(np.isfinite(np.asarray(mu, dtype=float))):
+            raise ParameterError(f"mu must be finite, got {mu}")
+        return mu
+    return chemical_potential(energies, filling=filling, beta=beta)

@@ -51,6 +51,7 @@ from ..spectrum import (
     k_chunks,
     memory_budget_bytes,
     require_positive_beta,
+    resolve_mu,  # noqa: F401  (kept importable from here: objectives.py uses it)
     sequenced,
 )
 from ..units import E2_OVER_H, length_in_m, sheet_to_bulk_s_per_cm
@@ -348,17 +349,6 @@ def layer_spacing(model: TightBinding) -> float:
     """Spacing of the planes spanned by a_1, a_2: the layer thickness in 2D, V/|a_1 × a_2| in 3D."""
     a1, a2 = model.lattice.vectors[:2]
     return model.lattice.volume / float(np.linalg.norm(np.cross(a1, a2)))
-
-
-def resolve_mu(energies, /, *, beta: float, mu: float | None = None, filling: float | None = None):
-    """μ as given, or from ``filling`` (fraction of bands occupied) by :func:`chemical_potential`."""
-    if (mu is None) == (filling is None):
-        raise ParameterError("give exactly one of mu (energy) or filling (fraction of bands occupied)")
-    if mu is not None:
-        if not np.all(np.isfinite(np.asarray(mu, dtype=float))):
-            raise ParameterError(f"mu must be finite, got {mu}")
-        return mu
-    return chemical_potential(energies, filling=filling, beta=beta)
 
 
 def _mu_levels(mu) -> np.ndarray | None:

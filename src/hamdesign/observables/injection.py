@@ -50,17 +50,17 @@ from ..model import TightBinding
 from ..spectrum import checked_kmesh
 from ..units import ELEMENTARY_CHARGE, HBAR
 from .interband import DEFAULT_DEGEN_THRESH, DEFAULT_SC_ETA, InterbandTerms
-from .shift import (
+from .response import (
     DEFAULT_INTERBAND,
     Component,
     InterbandSettings,
-    _check_settings,
-    _energy_in_ev,
-    _omega_array,
-    _pair_response,
-    _per_layer,
-    _resolve_components,
+    check_settings,
     component_name,
+    energy_in_ev,
+    omega_array,
+    per_layer,
+    resolve_components,
+    spectral_response,
     transverse_measure,
     transverse_unit,
 )
@@ -77,23 +77,36 @@ def injection_integrand(terms: InterbandTerms, components, /, *, part: str = "re
     Summed over a pair of subspaces (N, M) this is Tr[r^b_NM v^a_MM r^c_MN] − Tr[v^a_NN r^b_NM r^c_MN],
     the covariant form of Σ Δ^a_mn r^b_nm r^c_mn (v_bd: the whole velocity block of each subspace;
     :mod:`~hamdesign.observables.interband`); for non-degenerate bands the two are equal term by term.
+    Each product v^a_bd r^x is computed once and shared by every component that needs it (nine for
+    the whole tensor instead of two per component).
     """
     be = _backend.current()
     xp = be.xp
     take = xp.real if part == "real" else xp.imag
+    products: dict = {}
+
+    def velocity_times_r(a, x):
+        if (a, x) not in products:
+            products[(a, x)] = be.matmul(terms.vbd(a), terms.r(x))
+        return products[(a, x)]
+
     out = []
     for a, b, c in components:
-        rb, rc, vbd = terms.r(b), terms.r(c), terms.vbd(a)
-        value = rb * xp.matrix_transpose(be.matmul(vbd, rc)) - be.matmul(vbd, rb) * xp.matrix_transpose(rc)
+        value = terms.r(b) * xp.matrix_transpose(velocity_times_r(a, c)) - velocity_times_r(a, b) * xp.matrix_transpose(
+            terms.r(c)
+        )
         out.append(take(value))
     return xp.stack(out, axis=0)
 
 
 @dataclass(frozen=True)
 class InjectionRate:
-    """η^{abc}(ω), bulk, A V⁻² s⁻¹; ``eta`` is a backend array (ncomp, nomega)."""
+    """η^{abc}(ω), bulk, A V⁻² s⁻¹; ``rate`` is a backend array (ncomp, nomega).
 
-    eta: object
+    (The rate is ``rate``, not ``eta``: ``eta`` is the broadening everywhere else in the API.)
+    """
+
+    rate: object
     components: tuple[Component, ...]
     omega: np.ndarray
     part: str
@@ -136,16 +149,16 @@ def injection_rate(
     Parameters are those of :func:`hamdesign.observables.shift.shift_conductivity` (``eta`` is the
     broadening in energy units), plus ``part``: ``"real"`` (default; the b = c linear-light rate)
     or ``"imag"``. ``sc_eta`` is accepted for a common signature and has no effect: η has no
-    virtual transitions. Returns :class:`InjectionRate` with ``.eta`` (ncomp, nomega), differentiable
+    virtual transitions. Returns :class:`InjectionRate` with ``.rate`` (ncomp, nomega), differentiable
     with respect to ``params``.
     """
-    _check_settings(beta, eta, smearing)
+    check_settings(beta, eta, smearing)
     if part not in ("real", "imag"):
         raise ParameterError(f"part must be 'real' or 'imag', got {part!r}")
     interband = InterbandSettings(sc_eta, degen_thresh, position_matrix, scissor)
     interband.check(model)
-    comps = _resolve_components(model, components)
-    w = _omega_array(omega)
+    comps = resolve_components(model, components)
+    w = omega_array(omega)
     t_perp = transverse_measure(model, transverse)
 
     def integrand(terms, cs):
@@ -160,10 +173,10 @@ def injection_rate(
         "chunk": chunk,
         "interband": interband,
     }
-    total = _pair_response(model, params, kfrac, w, integrand=integrand, order=1, comps=comps, **settings)
+    total = spectral_response(model, params, kfrac, w, integrand=integrand, order=1, components=comps, **settings)
     rate = total * float(-np.pi * INJECTION_SI_FACTOR / t_perp)
     return InjectionRate(
-        eta=rate,
+        rate=rate,
         components=tuple(comps),
         omega=w,
         part=part,
@@ -198,16 +211,16 @@ def injection_report(
     kfrac = checked_kmesh(model, nk)
     settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse}
     res = injection_rate(model, params, kfrac, omega, components=components, **settings, **interband.describe())
-    rate = np.asarray(be.to_numpy(res.eta), dtype=float)
+    rate = np.asarray(be.to_numpy(res.rate), dtype=float)
     steady = tau * rate
-    key, per, per_unit = _per_layer(model, steady, res.transverse_measure)
+    key, per, per_unit = per_layer(model, steady, res.transverse_measure)
     report = {
         "observable": "injection",
         "model": model.name,
         "components": [component_name(c) for c in res.components],
         "omega": res.omega.tolist(),
         "omega_unit": model.energy_unit,
-        "omega_ev": _energy_in_ev(model, res.omega),
+        "omega_ev": energy_in_ev(model, res.omega),
         "injection_rate": rate.tolist(),
         "tau_s": float(tau),
         "sigma": steady.tolist(),

@@ -37,26 +37,24 @@ from ..backend import follows_inputs
 from ..errors import ParameterError
 from ..model import TightBinding
 from ..solar import Spectrum, field_factor_per_irradiance, get_spectrum, irradiance_at
-from ..spectrum import checked_kmesh, chunk_size, fermi, k_chunks, sequenced
+from ..spectrum import checked_kmesh, chunk_size
 from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j
 from .injection import DEFAULT_TAU_S, INJECTION_SI_FACTOR, injection_integrand, injection_rate
 from .interband import DEFAULT_DEGEN_THRESH, DEFAULT_SC_ETA
-from .shift import (
+from .response import (
     AXES,
     DEFAULT_INTERBAND,
     InterbandSettings,
-    _kfrac,
+    cartesian_indices,
     check_current_direction,
+    check_kfrac,
     chemical_potential_on_mesh,
-    chunk_terms,
+    pair_chunks,
     pair_difference,
-    shift_conductivity,
-    shift_integrand,
-    shift_si_factor,
     smearing_function,
-    transition_levels,
     transverse_measure,
 )
+from .shift import shift_conductivity, shift_si_factor, shift_tensor_integrand
 
 POLARISATIONS = ("along", "unpolarised")
 PARTS = ("both", "shift", "injection")
@@ -156,7 +154,7 @@ def photocurrent(
 
     ``tau`` is the relaxation time in seconds; ``eta`` (energy unit, default 0) optionally smooths
     the spectrum with the ω-grid broadening; ``sc_eta``, ``degen_thresh``, ``position_matrix`` and
-    ``scissor`` (:class:`~hamdesign.observables.shift.InterbandSettings`) and everything else as for
+    ``scissor`` (:class:`~hamdesign.observables.response.InterbandSettings`) and everything else as for
     :func:`~hamdesign.observables.shift.shift_conductivity`. Differentiable in ``params``.
     """
     be = _backend.current()
@@ -170,25 +168,31 @@ def photocurrent(
     comps = polarisation_components(a, polarisation)
     if not tau >= 0:
         raise ParameterError(f"tau must be non-negative (seconds), got {tau}")
-    kfrac = _kfrac(model, kfrac)
+    kfrac = check_kfrac(model, kfrac)
     nk = len(kfrac)
-    carts = tuple(sorted({i for comp, _ in comps for i in comp}))
     triples = [c for c, _ in comps]
     size = chunk or max(1, chunk_size(model.norb, order=2) // 2)
     mu_value = chemical_potential_on_mesh(model, params, kfrac, beta=beta, mu=mu, filling=filling)
     table = smoothed_spectrum(spec, eta_ev=eta * joules / ELEMENTARY_CHARGE, smearing=smearing)
     comp_weights = be.asarray(np.array([w for _, w in comps]))
     shift_sum = inj_sum = None
-    previous = mu_value if filling is not None else None
-    for kc in k_chunks(kfrac, size):  # only one chunk's matrices are alive at a time
-        energies, terms = chunk_terms(model, sequenced(params, previous), kc, interband, order=2, carts=carts)
-        previous = energies
-        f_nm = pair_difference(fermi(terms.levels - mu_value, beta))
-        levels = transition_levels(terms, mu_value, interband.scissor)
-        e_mn_ev = -pair_difference(levels) * (joules / ELEMENTARY_CHARGE)  # ε̄_m − ε̄_n in eV at [k, n, m]
-        weight = f_nm * interpolate(e_mn_ev, spec.energy_ev, table)  # f_nm I(ω_mn), W m⁻² s
-        s_part = _weighted_sum(shift_integrand(terms, triples), weight, comp_weights, xp)
-        i_part = _weighted_sum(injection_integrand(terms, triples, part="real"), weight, comp_weights, xp)
+    chunks = pair_chunks(
+        model,
+        params,
+        kfrac,
+        mu_value,
+        beta=beta,
+        interband=interband,
+        order=2,
+        carts=cartesian_indices(triples),
+        size=size,
+        after=mu_value if filling is not None else None,
+    )
+    for part in chunks:
+        e_mn_ev = -pair_difference(part.levels) * (joules / ELEMENTARY_CHARGE)  # ε̄_m − ε̄_n in eV at [k, n, m]
+        weight = part.f_nm * interpolate(e_mn_ev, spec.energy_ev, table)  # f_nm I(ω_mn), W m⁻² s
+        s_part = _weighted_sum(shift_tensor_integrand(part.terms, triples), weight, comp_weights, xp)
+        i_part = _weighted_sum(injection_integrand(part.terms, triples, part="real"), weight, comp_weights, xp)
         shift_sum = s_part if shift_sum is None else shift_sum + s_part
         inj_sum = i_part if inj_sum is None else inj_sum + i_part
     t_perp = transverse_measure(model, transverse)
@@ -243,7 +247,7 @@ def photocurrent_on_grid(
         **interband.describe(),
     }
     sigma = weights @ be.to_numpy(shift_conductivity(model, params, kfrac, omega, components=triples, **settings).sigma)
-    rate = weights @ be.to_numpy(injection_rate(model, params, kfrac, omega, components=triples, **settings).eta)
+    rate = weights @ be.to_numpy(injection_rate(model, params, kfrac, omega, components=triples, **settings).rate)
     sun = irradiance_at(spec, omega * joules / ELEMENTARY_CHARGE)
     d_omega = joules / HBAR  # rad/s per energy unit
     factor = field_factor_per_irradiance() * d_omega

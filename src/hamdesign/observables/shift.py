@@ -62,190 +62,41 @@ v^b (for r^b) with the sum rule, not the generalised derivative.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import backend as _backend
 from ..backend import follows_inputs
-from ..errors import ParameterError
 from ..lattice import kmesh as _kmesh
 from ..lattice import parse_nk
 from ..model import TightBinding
-from ..spectrum import (
-    DEFAULT_CHUNK_BYTES,
-    MATRICES_PER_K,
-    bands,
-    check_memory,
-    checked_kmesh,
-    chunk_size,
-    eigensystem,
-    fermi,
-    k_chunks,
-    sequenced,
+from ..spectrum import checked_kmesh, eigensystem, resolve_mu
+from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j
+from .interband import DEFAULT_DEGEN_THRESH, DEFAULT_SC_ETA, InterbandTerms
+from .response import (  # noqa: F401  (re-exported: the names' historical home)
+    AXES,
+    DEFAULT_INTERBAND,
+    SMEARINGS,
+    Component,
+    InterbandSettings,
+    check_current_direction,
+    check_kfrac,
+    check_settings,
+    component_name,
+    energy_in_ev,
+    omega_array,
+    pair_difference,
+    parse_components,
+    per_layer,
+    resolve_components,
+    smearing_function,
+    spectral_response,
+    transitions_sum,
+    transverse_measure,
+    transverse_unit,
 )
-from ..units import ELEMENTARY_CHARGE, HBAR, energy_in_j, length_in_m
-from .hall import resolve_mu
-from .interband import (
-    DEFAULT_DEGEN_THRESH,
-    DEFAULT_SC_ETA,
-    InterbandTerms,
-    check_interband_settings,
-    interband_terms,
-)
-
-AXES = "xyz"
-Component = tuple[int, int, int]
-
-SMEARINGS = ("gaussian", "lorentzian")
-
-
-# ------------------------------------------------------------------------------------ components
-def parse_components(spec: str | Iterable, /, *, dim: int = 3) -> list[Component]:
-    """Cartesian index triples (a, b, c) from ``"xyy"``, ``"xxx,xyy"``, ``"all"`` or a list.
-
-    ``"all"`` means every a, b, c < ``dim`` with b ≤ c (σ^{abc} = σ^{acb}, so the others repeat).
-    A list may hold strings (``"xyy"``) or integer triples (``(0, 1, 1)``).
-    """
-    if isinstance(spec, str):
-        text = spec.strip().lower()
-        if text == "all":
-            return [(a, b, c) for a in range(dim) for b in range(dim) for c in range(b, dim)]
-        items: list = [s.strip() for s in text.replace(";", ",").replace(" ", ",").split(",") if s.strip()]
-    else:
-        items = list(spec)
-    if not items:
-        raise ParameterError("no tensor components given; use e.g. 'xyy', 'xxx,xyy' or 'all'")
-    out: list[Component] = []
-    for item in items:
-        if isinstance(item, str):
-            if len(item) != 3 or any(ch not in AXES for ch in item.lower()):
-                raise ParameterError(f"tensor component {item!r} must be three letters from x, y, z (e.g. 'xyy')")
-            triple = tuple(AXES.index(ch) for ch in item.lower())
-        else:
-            try:
-                triple = tuple(int(i) for i in item)
-            except (TypeError, ValueError) as err:
-                raise ParameterError(f"tensor component {item!r} must be a string like 'xyy' or three integers") from err
-            if len(triple) != 3 or any(not 0 <= i <= 2 for i in triple):
-                raise ParameterError(f"tensor component {item!r} must be three Cartesian indices 0..2")
-        out.append(triple)  # type: ignore[arg-type]
-    return out
-
-
-def component_name(component: Component) -> str:
-    """``(0, 1, 1)`` → ``"xyy"``."""
-    return "".join(AXES[i] for i in component)
-
-
-def check_current_direction(model: TightBinding, a: int) -> None:
-    """A DC current flows only along periodic directions: e_a must lie in span(a_1 … a_d)."""
-    vecs = model.lattice.vectors[: model.dim]
-    proj = vecs.T @ np.linalg.solve(vecs @ vecs.T, vecs)
-    e = np.eye(3)[a]
-    if np.linalg.norm(proj @ e - e) > 1e-9:
-        raise ParameterError(
-            f"current direction {AXES[a]} is not along the periodic directions of the {model.dim}D model {model.name}; "
-            "a DC current (the first index a of σ^{abc}) must lie in the span of the lattice vectors"
-        )
-
-
-def _resolve_components(model: TightBinding, components) -> list[Component]:
-    comps = parse_components(components, dim=model.dim) if isinstance(components, str) else parse_components(components)
-    for a, _, _ in comps:
-        check_current_direction(model, a)
-    return comps
-
-
-# ------------------------------------------------------------------------------------ helpers
-def smearing_function(x, /, *, eta: float, kind: str):
-    """Normalised δ(x) of width η: Gaussian exp(−x²/η²)/(√π η) or Lorentzian (η/π)/(x² + η²)."""
-    xp = _backend.current().xp
-    eta = float(eta)  # Python scalars only: strict array-API namespaces refuse NumPy scalars
-    if kind == "gaussian":
-        return xp.exp(-(x * x) / (eta * eta)) / float(np.sqrt(np.pi) * eta)
-    if kind == "lorentzian":
-        return (eta / np.pi) / (x * x + eta * eta)
-    raise ParameterError(f"smearing must be one of {', '.join(SMEARINGS)}, got {kind!r}")
-
-
-def _check_settings(beta: float, eta: float, smearing: str) -> None:
-    # β may be a traced value under jit; check it only when it is a concrete number
-    if isinstance(beta, (int, float, np.integer, np.floating)) and not 0 < beta < float("inf"):
-        raise ParameterError(f"beta must be positive and finite, got {beta}")
-    if not eta > 0:
-        raise ParameterError(f"eta (broadening) must be positive, got {eta}")
-    if smearing not in SMEARINGS:
-        raise ParameterError(f"smearing must be one of {', '.join(SMEARINGS)}, got {smearing!r}")
-
-
-def _omega_array(omega) -> np.ndarray:
-    w = np.atleast_1d(np.asarray(omega, dtype=float))
-    if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)):
-        raise ParameterError("omega must be a finite number or a 1D array of photon energies")
-    return w
-
-
-def pair_difference(d, /):
-    """D_nm = d_n − d_m for a batch of vectors d (..., n) → (..., n, n)."""
-    xp = _backend.current().xp
-    return xp.expand_dims(d, axis=-1) - xp.expand_dims(d, axis=-2)
-
-
-#: Bytes of one (transitions × ω) block of δ(ε_m − ε_n − ω): small enough to stay in cache. Torch's
-#: CPU allocator hands large blocks back to the OS, so every 100 MB block was fresh memory to fault
-#: in; with 4 MiB blocks a 10⁴-k hBN spectrum ran 3–4× faster on torch and NumPy, 2.6× under jit.
-TRANSITIONS_CHUNK_BYTES = 4 * 2**20
-#: Under ``jit`` every block is a copy of the computation in the traced graph: at most this many.
-MAX_TRACED_TRANSITION_CHUNKS = 16
-
-
-def transitions_sum(weights, energies, omega: np.ndarray, /, *, eta: float, smearing: str, chunk: int | None = None):
-    """S[c, j] = Σ_{k,n,m} W[c,k,n,m] δ(ε_m − ε_n − ω_j), evaluated in k-chunks with one matmul each.
-
-    ``weights`` (ncomp, nk, n, n) indexed [c, k, n, m]; ``energies`` (nk, n); returns (ncomp, nomega).
-    The n = m terms are left out: every caller's weight carries f_nm = f_n − f_m, which is 0 there.
-    The δ of width η is evaluated as its shape in x/η and normalised once at the end, which saves
-    two of six passes over the (transitions × ω) block, the dominant cost of a spectrum.
-    """
-    be = _backend.current()
-    xp = be.xp
-    ncomp, nk, n, _ = weights.shape
-    eta = float(eta)
-    scaled_omega = xp.reshape(be.asarray(np.asarray(omega, dtype=float) / eta), (1, -1))
-    pairs = be.asarray(np.flatnonzero(~np.eye(n, dtype=bool))) if n > 1 else None
-    npair = max(n * (n - 1), 1)
-    size = chunk or max(1, int(TRANSITIONS_CHUNK_BYTES // (npair * len(omega) * 8)))
-    if chunk is None and be.can_compile:
-        size = max(size, -(-nk // MAX_TRACED_TRANSITION_CHUNKS))
-    total = None
-    for start in range(0, nk, size):
-        stop = min(start + size, nk)
-        e = energies[start:stop, ...]
-        omega_mn = xp.reshape(-pair_difference(e), (stop - start, n * n))  # ε_m − ε_n at [k, n·n + m]
-        w = xp.reshape(weights[:, start:stop, ...], (ncomp, stop - start, n * n))
-        if pairs is not None:
-            omega_mn, w = xp.take(omega_mn, pairs, axis=1), xp.take(w, pairs, axis=2)
-        shape = _smearing_shape(xp.reshape(omega_mn, (-1, 1)) * (1.0 / eta) - scaled_omega, kind=smearing)
-        part = xp.matmul(xp.reshape(w, (ncomp, -1)), shape)
-        total = part if total is None else total + part
-    return total * _smearing_norm(eta, smearing)
-
-
-def _smearing_shape(u, /, *, kind: str):
-    """δ(x) η / norm as a function of u = x/η: exp(−u²) (Gaussian) or 1/(1 + u²) (Lorentzian)."""
-    xp = _backend.current().xp
-    if kind == "gaussian":
-        return xp.exp(-(u * u))
-    if kind == "lorentzian":
-        return 1.0 / (u * u + 1.0)
-    raise ParameterError(f"smearing must be one of {', '.join(SMEARINGS)}, got {kind!r}")
-
-
-def _smearing_norm(eta: float, kind: str) -> float:
-    """The factor turning :func:`_smearing_shape` into :func:`smearing_function`: 1/(√π η) or 1/(π η)."""
-    return float(1.0 / (np.sqrt(np.pi) * eta) if kind == "gaussian" else 1.0 / (np.pi * eta))
 
 
 # ------------------------------------------------------------------------------------ integrand
@@ -266,24 +117,67 @@ def shift_integrand(terms: InterbandTerms, components: Sequence[Component], /):
     return xp.stack(out, axis=0)
 
 
+#: Evaluate every requested component from shared products (:func:`shift_tensor_integrand`); False
+#: computes each component on its own with :func:`shift_integrand`, the general path it is tested against.
+SHARED_TENSOR = True
+
+
+def shift_tensor_integrand(terms: InterbandTerms, components: Sequence[Component], /):
+    """The :func:`shift_integrand` of every component at once, from products shared between components.
+
+    With D^a = v^a/(ε̄_m − ε̄_n), D̃^a its ``sc_eta``-broadened form (both anti-Hermitian) and the
+    Hermitian v^c_bd (subspace blocks) and v^c_off (the rest), the commutators of
+    :mod:`~hamdesign.observables.interband` are [X, Y] = XY + (XY)† for X Hermitian and Y
+    anti-Hermitian, so the bracket of r^c_{nm;a}
+
+        B^{ac} = w^{ac} + P^{ca} + P^{ac} + Q^{ca} + h.c. of the three products,
+        P^{ca} = v^c_bd D^a,   Q^{ca} = v^c_off D̃^a,
+
+    needs one matrix product per ordered (c, a) for P and for Q: 18 for the whole tensor instead of
+    54 for its nine (a, c) blocks one at a time. Every component (a, b, c) then reads
+    r^c_{nm;a} = (i/(ε̄_m − ε̄_n)) B^{ac} and r^b = i D^b element by element. The full position matrix
+    adds terms this form does not cover: it falls back to :func:`shift_integrand` (still one pass).
+    """
+    if terms.abar is not None or not SHARED_TENSOR:
+        return shift_integrand(terms, components)
+    be = _backend.current()
+    xp = be.xp
+
+    def dagger(x):
+        return xp.conj(xp.matrix_transpose(x))
+
+    products: dict = {}
+    off_blocks: dict = {}
+
+    def product(kind, c, a):  # P^{ca} = v^c_bd D^a or Q^{ca} = v^c_off D̃^a, each computed once
+        key = (kind, c, a)
+        if key not in products:
+            if kind == "P":
+                left, right = terms.vbd(c), terms.D(a)
+            else:
+                if c not in off_blocks:
+                    off_blocks[c] = terms.outside(terms.v[c])
+                left, right = off_blocks[c], terms.Dt(a)
+            products[key] = be.matmul(left, right)
+        return products[key]
+
+    derivatives: dict = {}
+
+    def derivative(a, c):  # (ε̄_m − ε̄_n) r^c_{nm;a} / i = B^{ac}, then times 1/(ε̄_m − ε̄_n)
+        if (a, c) not in derivatives:
+            commutators = product("P", c, a) + product("P", a, c) + product("Q", c, a)
+            derivatives[(a, c)] = terms.inv * (terms.w[(a, c)] + commutators + dagger(commutators))
+        return derivatives[(a, c)]
+
+    out = []
+    for a, b, c in components:
+        # Im[r^b_mn r^c_{nm;a}] with r^b_mn = i D^b_mn and r^c_{nm;a} = i (inv B^{ac})_nm: −Im[D^b_mn (inv B^{ac})_nm]
+        term = xp.matrix_transpose(terms.D(b)) * derivative(a, c) + xp.matrix_transpose(terms.D(c)) * derivative(a, b)
+        out.append(-xp.imag(term))
+    return xp.stack(out, axis=0)
+
+
 # ------------------------------------------------------------------------------------ units
-def transverse_measure(model: TightBinding, transverse: float | None = None) -> float:
-    """t_⊥: 1 in 3D, the layer thickness (2D) or cross-section area (1D), model length units."""
-    if model.dim == 3:
-        if transverse is not None:
-            raise ParameterError("a 3D model has no transverse extent to set (thickness / cross-section)")
-        return 1.0
-    if transverse is None:
-        return model.lattice.transverse_measure
-    if not transverse > 0:
-        raise ParameterError(f"thickness / cross-section must be positive, got {transverse}")
-    return float(transverse)
-
-
-def transverse_unit(model: TightBinding) -> str:
-    return {3: "", 2: model.length_unit, 1: f"{model.length_unit}^2"}[model.dim]
-
-
 def shift_si_factor(model: TightBinding) -> float | None:
     """e³/(ħ·E_J): A/V² per (internal σ / t_⊥) in 1/energy-unit; ``None`` for dimensionless energies."""
     joules = energy_in_j(model.energy_unit)
@@ -294,17 +188,6 @@ def shift_si_factor(model: TightBinding) -> float | None:
 
 def shift_units(model: TightBinding) -> str:
     return "A/V^2" if shift_si_factor(model) is not None else f"e^3/(hbar*{model.energy_unit}) (dimensionless energy unit)"
-
-
-def _per_layer(model: TightBinding, bulk: np.ndarray, t_perp: float) -> tuple[str | None, np.ndarray | None, str | None]:
-    """(key, value, unit) of the per-layer (2D) or per-chain (1D) quantity: bulk × t_⊥ in metres."""
-    if model.dim == 3:
-        return None, None, None
-    metres = length_in_m(model.length_unit)
-    key = "sigma_layer" if model.dim == 2 else "sigma_chain"
-    if metres is None:
-        return key, None, None
-    return key, bulk * t_perp * metres ** (3 - model.dim), ("A m/V^2" if model.dim == 2 else "A m^2/V^2")
 
 
 # ------------------------------------------------------------------------------------ main API
@@ -322,122 +205,6 @@ class ShiftConductivity:
     transverse_measure: float
     transverse_unit: str
     dim: int
-
-
-def _kfrac(model: TightBinding, kfrac) -> np.ndarray:
-    k = np.asarray(kfrac, dtype=float)
-    if k.ndim == 1 and model.dim == 1:
-        k = k[:, None]
-    if k.ndim != 2 or k.shape[1] != model.dim or k.shape[0] == 0:
-        raise ParameterError(f"kfrac must be fractional k-points of shape (nk, {model.dim}), got {k.shape}")
-    return k
-
-
-@dataclass(frozen=True)
-class InterbandSettings:
-    """The knobs of the interband matrix elements (docs/theory-shift.md).
-
-    ``sc_eta``: broadening of virtual-transition denominators (energy units, 0: exact sum rule);
-    ``degen_thresh``: bands closer than this form one degenerate subspace; ``position_matrix``:
-    ``"diagonal"`` (tight-binding convention) or ``"full"`` (Wannier position matrix of a _tb.dat);
-    ``scissor``: rigid shift Δ of every subspace above μ in the transition energies (energy units).
-    """
-
-    sc_eta: float = DEFAULT_SC_ETA
-    degen_thresh: float = DEFAULT_DEGEN_THRESH
-    position_matrix: str = "diagonal"
-    scissor: float = 0.0
-
-    def check(self, model: TightBinding) -> bool:
-        """Validate against ``model``; True when the full position matrix is used."""
-        return check_interband_settings(
-            model, sc_eta=self.sc_eta, degen_thresh=self.degen_thresh, position_matrix=self.position_matrix, scissor=self.scissor
-        )
-
-    def describe(self) -> dict:
-        return {
-            "sc_eta": float(self.sc_eta),
-            "degen_thresh": float(self.degen_thresh),
-            "position_matrix": self.position_matrix,
-            "scissor": float(self.scissor),
-        }
-
-
-#: The defaults of every knob (a shared immutable value, usable as an argument default).
-DEFAULT_INTERBAND = InterbandSettings()
-
-
-def chunk_terms(model: TightBinding, params, kc, settings: InterbandSettings, /, *, order: int, carts):
-    """(energies, InterbandTerms) of one k-chunk, with the position matrix when ``settings`` ask for it."""
-    from ..model import berry_connection_terms
-
-    energies, states, vb, wb = eigensystem(model, params, kc, order=order, components=carts)
-    connection = berry_connection_terms(model, kc, components=carts) if settings.position_matrix == "full" else None
-    terms = interband_terms(
-        energies, states, vb, wb, sc_eta=settings.sc_eta, degen_thresh=settings.degen_thresh, connection=connection
-    )
-    return energies, terms
-
-
-def transition_levels(terms: InterbandTerms, mu_value, scissor: float):
-    """Subspace energies for the δ-function: ε̄_n, plus the scissor Δ where ε̄_n > μ."""
-    if scissor == 0:
-        return terms.levels
-    be = _backend.current()
-    cut = float(mu_value) if isinstance(mu_value, (int, float, np.number)) else be.stop_gradient(mu_value)
-    above = be.xp.astype(be.stop_gradient(terms.levels) > cut, be.xp.float64)
-    return terms.levels + float(scissor) * above
-
-
-def _pair_response(
-    model: TightBinding,
-    params,
-    kfrac,
-    omega: np.ndarray,
-    *,
-    integrand: Callable,
-    order: int,
-    comps: Sequence[Component],
-    beta: float,
-    mu: float | None,
-    filling: float | None,
-    eta: float,
-    smearing: str,
-    chunk: int | None,
-    interband: InterbandSettings,
-):
-    """Σ_k Σ_nm f_nm I_nm δ(ε̄_m − ε̄_n − ω) / (N_k Ω_cell): the shared Fermi-sea / smearing machinery."""
-    be = _backend.current()
-    xp = be.xp
-    kfrac = _kfrac(model, kfrac)
-    nk, n = len(kfrac), model.nband
-    ncomp = len(comps)
-    check_memory(nk, n, per_k_arrays=1)
-    carts = tuple(sorted({i for comp in comps for i in comp}))
-    delta_chunk = chunk
-    if chunk is None:
-        per_k = (MATRICES_PER_K[order] + 8 * ncomp + 6 * len(carts) ** 2) * n * n * 16
-        chunk = max(1, int(DEFAULT_CHUNK_BYTES // per_k))
-        chunk = min(chunk, chunk_size(n, order=order))
-    mu_value = chemical_potential_on_mesh(model, params, kfrac, beta=beta, mu=mu, filling=filling)
-    total = None
-    previous = mu_value if filling is not None else None
-    for kc in k_chunks(kfrac, chunk):  # only one chunk's matrices are alive at a time
-        energies, terms = chunk_terms(model, sequenced(params, previous), kc, interband, order=order, carts=carts)
-        previous = energies
-        occ = fermi(terms.levels - mu_value, beta)
-        weights = xp.expand_dims(pair_difference(occ), axis=0) * integrand(terms, comps)
-        levels = transition_levels(terms, mu_value, interband.scissor)
-        part = transitions_sum(weights, levels, omega, eta=eta, smearing=smearing, chunk=delta_chunk)
-        total = part if total is None else total + part
-    return total / float(nk * model.lattice.cell_measure)
-
-
-def chemical_potential_on_mesh(model: TightBinding, params, kfrac, /, *, beta, mu: float | None, filling: float | None):
-    """μ as given, or at ``filling`` from the band energies of the whole mesh (a chunked, energies-only pass)."""
-    if filling is None:
-        return resolve_mu(None, beta=beta, mu=mu, filling=None)
-    return resolve_mu(bands(model, params, kfrac), beta=beta, mu=mu, filling=filling)
 
 
 @follows_inputs
@@ -500,11 +267,11 @@ def shift_conductivity(
         ``.sigma`` (ncomp, nomega) real backend array; differentiable w.r.t. ``params`` (also
         through μ at fixed filling).
     """
-    _check_settings(beta, eta, smearing)
+    check_settings(beta, eta, smearing)
     interband = InterbandSettings(sc_eta, degen_thresh, position_matrix, scissor)
     interband.check(model)
-    comps = _resolve_components(model, components)
-    w = _omega_array(omega)
+    comps = resolve_components(model, components)
+    w = omega_array(omega)
     t_perp = transverse_measure(model, transverse)
     settings = {
         "beta": beta,
@@ -515,7 +282,7 @@ def shift_conductivity(
         "chunk": chunk,
         "interband": interband,
     }
-    total = _pair_response(model, params, kfrac, w, integrand=shift_integrand, order=2, comps=comps, **settings)
+    total = spectral_response(model, params, kfrac, w, integrand=shift_tensor_integrand, order=2, components=comps, **settings)
     factor = shift_si_factor(model) or 1.0
     sigma = total * float(0.5 * np.pi * factor / t_perp)
     return ShiftConductivity(
@@ -527,11 +294,6 @@ def shift_conductivity(
         transverse_unit=transverse_unit(model),
         dim=model.dim,
     )
-
-
-def _energy_in_ev(model: TightBinding, values: np.ndarray) -> list[float] | None:
-    joules = energy_in_j(model.energy_unit)
-    return None if joules is None else (values * joules / ELEMENTARY_CHARGE).tolist()
 
 
 def shift_report(
@@ -556,7 +318,7 @@ def shift_report(
     settings = {"beta": beta, "mu": mu, "filling": filling, "eta": eta, "smearing": smearing, "transverse": transverse}
     res = shift_conductivity(model, params, kfrac, omega, components=components, **settings, **interband.describe())
     bulk = np.asarray(be.to_numpy(res.sigma), dtype=float)
-    key, per, per_unit = _per_layer(model, bulk, res.transverse_measure)
+    key, per, per_unit = per_layer(model, bulk, res.transverse_measure)
     if shift_si_factor(model) is None:  # σ is not in A/V², so neither is the per-layer value
         per, per_unit = None, None
     report = {
@@ -565,7 +327,7 @@ def shift_report(
         "components": [component_name(c) for c in res.components],
         "omega": res.omega.tolist(),
         "omega_unit": model.energy_unit,
-        "omega_ev": _energy_in_ev(model, res.omega),
+        "omega_ev": energy_in_ev(model, res.omega),
         "sigma": bulk.tolist(),
         "transverse_measure": None if model.dim == 3 else res.transverse_measure,
         "transverse_measure_unit": None if model.dim == 3 else res.transverse_unit,
@@ -616,7 +378,7 @@ def shift_vector(model: TightBinding, params, kfrac, /, *, component_a: int, com
     within ±dk.
     """
     be = _backend.current()
-    kfrac = _kfrac(model, kfrac)
+    kfrac = check_kfrac(model, kfrac)
     step = _cartesian_step(model, component_a, dk)
 
     def at(k):
@@ -669,10 +431,10 @@ def shift_conductivity_shift_vector(
     :func:`default_dk`). Same units, smearing and transverse normalisation as
     :func:`shift_conductivity`; returns (nomega,) NumPy. Non-degenerate bands only.
     """
-    _check_settings(beta, eta, smearing)
+    check_settings(beta, eta, smearing)
     sizes = parse_nk(nk, model.dim)
     kfrac = _kmesh(sizes, model.dim)
-    w = _omega_array(omega)
+    w = omega_array(omega)
     step = default_dk(model, sizes) if dk is None else float(dk)
     energies, R, r2 = shift_vector(model, params, kfrac, component_a=component_a, component_b=component_b, dk=step)
     with _backend.use_backend("numpy"):
