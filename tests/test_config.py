@@ -95,7 +95,7 @@ def test_values_are_converted_and_the_raw_mapping_is_kept_apart():
         (lambda c: c["objective"].update(mu=float("nan")), "objective.mu", "expected a finite number"),
         (lambda c: c["objective"].update(gap_min=-1), "objective.gap_min", "non-negative"),
         (lambda c: c["objective"].update(spectrum="am0"), "objective.spectrum", "only for observable = photocurrent"),
-        (lambda c: c["objective"].update(wobble=1), "objective.wobble", "unknown key; allowed: component, degen_thresh, direction"),
+        (lambda c: c["objective"].update(wobble=1), "objective.wobble", "unknown key; allowed: component, degen"),
         (lambda c: c["objective"].update(observable="chern"), "objective.observable", "expected one of sigma_xy"),
         (lambda c: c["optimizer"].update(decay=1.0), "optimizer.decay", "expected a number in (0, 1)"),
         (lambda c: c["optimizer"].update(learning_rate={"values": [0.1, -1]}), "optimizer.learning_rate.values", "positive"),

@@ -273,7 +273,7 @@ def plot_ahc_design(result: dict, path: Path, *, title: str) -> Path:
     right.set_xlim(-1.05, 1.05)
     right.axvline(0, color="black", lw=0.8)
     right.set_xlabel("final value, fraction of the allowed range")
-    for n, (name, value) in enumerate((k, result["parameters"][k]) for k in names):
+    for n, value in enumerate(result["parameters"][k] for k in names):
         right.annotate(f"{value:+.3g}", (0.0, n), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
     right.grid(alpha=0.3, axis="x")
     fig.suptitle(title)
