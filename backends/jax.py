@@ -32,6 +32,25 @@ if _jaxlib_release() in _FLAG_KNOWN_IN and "xla_cpu_enable_concurrency_optimized
 ):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _SAFE_XLA_FLAG).strip()
 
+
+def _host_devices_requested(flags: str) -> int:
+    """N of ``--xla_force_host_platform_device_count=N`` in ``flags`` (1 when absent)."""
+    for flag in flags.split():
+        name, _, value = flag.partition("=")
+        if name == "--xla_force_host_platform_device_count" and value.isdigit():
+            return int(value)
+    return 1
+
+
+# N host-platform (CPU) devices share XLA's one intra-op thread pool, whose size XLA takes from
+# NPROC, else the core count. A device waiting in a cross-device sum holds a pool thread, and
+# jaxlib 0.10's LAPACK eigh waits inside the pool for its own batch slices: with as many threads
+# as devices both wait forever (seen on 2 cores, 2 devices, 2048 k-points per device). Twice as
+# many threads as devices leaves every eigh a thread to run on (hamdesign.on_devices).
+_HOST_DEVICES = _host_devices_requested(os.environ.get("XLA_FLAGS", ""))
+if _HOST_DEVICES > 1 and "NPROC" not in os.environ:
+    os.environ["NPROC"] = str(max(os.cpu_count() or 1, 2 * _HOST_DEVICES))
+
 import jax as _jax  # noqa: E402
 
 _jax.config.update("jax_enable_x64", True)
