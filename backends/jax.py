@@ -100,8 +100,13 @@ def __getattr__(attribute: str):
 
 
 def local_devices() -> list:
-    """This host's jax devices of the selected platform (what ``hamdesign.on_devices`` may use)."""
+    """This host's jax devices of the selected platform (``hamdesign.on_devices(N)`` takes the first N)."""
     return list(_jax.local_devices(backend=_selected.platform))
+
+
+def global_devices() -> list:
+    """The selected platform's devices of every process (after ``jax.distributed.initialize()``)."""
+    return list(_jax.devices(_selected.platform))
 
 
 @functools.lru_cache(maxsize=16)

@@ -168,3 +168,22 @@ def test_cli_evaluate_on_one_device_equals_numpy():
     plain = _cli("--backend", "numpy", *args)
     assert sharded.exit_code == 0, sharded.output
     assert json.loads(sharded.output)["sigma_xy"] == pytest.approx(json.loads(plain.output)["sigma_xy"], rel=1e-12)
+
+
+def test_host_device_count_read_from_xla_flags():
+    require_module("jax")
+    from hamdesign.backends.jax import _host_devices_requested
+
+    assert _host_devices_requested("--xla_cpu_foo=1 --xla_force_host_platform_device_count=4") == 4
+    assert _host_devices_requested("") == 1
+
+
+def test_on_devices_takes_a_list_of_jax_devices():
+    require_module("jax")
+    with use_backend("jax") as be:
+        first = be.local_devices()[0]
+        with hdev.on_devices([first]) as chosen:
+            assert chosen == (first,)
+        with pytest.raises(hdev.DeviceError, match="distinct"):
+            with hdev.on_devices([first, first]):
+                pass

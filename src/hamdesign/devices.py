@@ -59,12 +59,17 @@ def available_devices() -> list:
 
 
 def resolve_devices(devices: int | Sequence) -> tuple:
-    """``devices`` (a count, or jax devices) as a tuple of distinct local jax devices; :class:`DeviceError` if unavailable."""
+    """``devices`` as a tuple of distinct jax devices; :class:`DeviceError` if unavailable.
+
+    A count N takes this process's first N devices; a list may name any device of the platform,
+    also those of other processes after ``jax.distributed.initialize()`` (a multi-host mesh).
+    """
     local = available_devices()
     if isinstance(devices, bool) or not isinstance(devices, int):
         chosen = tuple(devices)
-        if not chosen or len(set(chosen)) != len(chosen) or any(d not in local for d in chosen):
-            raise DeviceError(f"devices must be distinct local jax devices of {[str(d) for d in local]}, got {list(chosen)}")
+        known = _backend.current().global_devices()
+        if not chosen or len(set(chosen)) != len(chosen) or any(d not in known for d in chosen):
+            raise DeviceError(f"devices must be distinct jax devices of {[str(d) for d in known]}, got {list(chosen)}")
         return chosen
     if devices < 1:
         raise DeviceError(f"the number of devices must be at least 1, got {devices}")
