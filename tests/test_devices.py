@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 import numpy as np
-from conftest import require_module
+from conftest import preserved_backend_state, require_module
 from hamdesign import devices as hdev
 from hamdesign.backend import use_backend
 from hamdesign.cli import app
@@ -148,7 +148,8 @@ def test_on_devices_refuses_other_backends_and_too_many_devices():
 
 
 def _cli(*args: str):
-    return CliRunner().invoke(app, list(args))
+    with preserved_backend_state():  # --backend sets the process default
+        return CliRunner().invoke(app, list(args))
 
 
 def test_cli_devices_errors_exit_2():
@@ -187,3 +188,13 @@ def test_on_devices_takes_a_list_of_jax_devices():
         with pytest.raises(hdev.DeviceError, match="distinct"):
             with hdev.on_devices([first, first]):
                 pass
+
+
+def test_cli_design_on_one_device_equals_the_plain_run(tmp_path):
+    require_module("jax")
+    args = ("--backend", "jax", "-q", "design", "haldane", "--steps", "2", "--no-figures", "--json")
+    plain = _cli(*args, "--out", str(tmp_path / "plain"))
+    sharded = _cli(*args, "--out", str(tmp_path / "sharded"), "--devices", "1")
+    assert plain.exit_code == 0 and sharded.exit_code == 0, sharded.output
+    losses = [json.loads((tmp_path / d / "result.json").read_text())["final_loss"] for d in ("plain", "sharded")]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-12)
