@@ -32,11 +32,35 @@ if _jaxlib_release() in _FLAG_KNOWN_IN and "xla_cpu_enable_concurrency_optimized
 ):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _SAFE_XLA_FLAG).strip()
 
+
+def _host_devices_requested(flags: str) -> int:
+    """N of ``--xla_force_host_platform_device_count=N`` in ``flags`` (1 when absent)."""
+    for flag in flags.split():
+        name, _, value = flag.partition("=")
+        if name == "--xla_force_host_platform_device_count" and value.isdigit():
+            return int(value)
+    return 1
+
+
+# N host-platform (CPU) devices share XLA's one intra-op thread pool, whose size XLA takes from
+# NPROC, else the core count. A device waiting in a cross-device sum holds a pool thread, and
+# jaxlib 0.10's LAPACK eigh waits inside the pool for its own batch slices: with as many threads
+# as devices both wait forever (seen on 2 cores, 2 devices, 2048 k-points per device). Twice as
+# many threads as devices leaves every eigh a thread to run on (hamdesign.on_devices).
+_HOST_DEVICES = _host_devices_requested(os.environ.get("XLA_FLAGS", ""))
+if _HOST_DEVICES > 1 and "NPROC" not in os.environ:
+    os.environ["NPROC"] = str(max(os.cpu_count() or 1, 2 * _HOST_DEVICES))
+
 import jax as _jax  # noqa: E402
 
 _jax.config.update("jax_enable_x64", True)
 
+import functools  # noqa: E402
+
 import jax.numpy as xp  # noqa: E402
+from jax.sharding import PartitionSpec as _P  # noqa: E402
+
+import numpy as _np  # noqa: E402
 
 from ._eigh_rule import broadened_inverse_gaps  # noqa: E402
 from ._small_matrices import eigh_small, uses_closed_form  # noqa: E402
@@ -63,12 +87,64 @@ def _select_device():
     raise RuntimeError(f"unknown HAMDESIGN_DEVICE={wanted!r}; use cpu or gpu")
 
 
-device = _select_device()
+_selected = _select_device()
+
+
+def __getattr__(attribute: str):
+    # ``device`` is where new arrays go (``xp.zeros(..., device=be.device)``): the selected device,
+    # or the replicated layout over a ``hamdesign.on_devices`` set, so that arrays made inside such a
+    # block combine with the k-sharded ones. A module attribute cannot change per block; this can.
+    if attribute == "device":
+        return placement()
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
+
+
+def local_devices() -> list:
+    """This host's jax devices of the selected platform (``hamdesign.on_devices(N)`` takes the first N)."""
+    return list(_jax.local_devices(backend=_selected.platform))
+
+
+def global_devices() -> list:
+    """The selected platform's devices of every process (after ``jax.distributed.initialize()``)."""
+    return list(_jax.devices(_selected.platform))
+
+
+@functools.lru_cache(maxsize=16)
+def _mesh(devices: tuple):
+    return _jax.sharding.Mesh(_np.array(devices, dtype=object), ("k",))
+
+
+@functools.lru_cache(maxsize=16)
+def _shardings(devices: tuple):
+    """(replicated, along k) shardings over a device set (a tuple of jax devices)."""
+    mesh = _mesh(devices)
+    return _jax.sharding.NamedSharding(mesh, _P()), _jax.sharding.NamedSharding(mesh, _P("k"))
+
+
+def placement():
+    """Where new arrays go: the selected device, or replicated over the ``hamdesign.on_devices`` set."""
+    from hamdesign.devices import active_devices
+
+    devices = active_devices()
+    return _selected if devices is None else _shardings(devices)[0]
 
 
 def asarray(x, dtype=None):
-    """Place ``x`` on the selected device; floats are float64 and complex numbers complex128."""
-    return _jax.device_put(xp.asarray(x, dtype=dtype), device)
+    """Place ``x`` on the selected device (or the active device set); floats are float64, complex numbers complex128."""
+    return _jax.device_put(xp.asarray(x, dtype=dtype), placement())
+
+
+def shard_along_k(x, devices: tuple):
+    """``x`` laid out along its first axis (k) over ``devices``; replicated when that axis does not divide evenly.
+
+    ``hamdesign.spectrum.k_chunks`` cuts chunks so that only a remainder of fewer k-points than
+    devices is ever replicated (see ``hamdesign.devices``).
+    """
+    replicated, along = _shardings(tuple(devices))
+    x = xp.asarray(x)
+    # a constraint, not device_put: under jit, device_put of a concrete (mesh) array is folded into
+    # a constant whose layout XLA is free to ignore, and the whole program would run on every device
+    return _jax.lax.with_sharding_constraint(x, along if x.shape[0] % len(devices) == 0 else replicated)
 
 
 def to_numpy(x):
@@ -89,8 +165,26 @@ def eigh(h):
     """
     if uses_closed_form(h.shape[-1]):
         return eigh_small(h, xp=xp)
+    return _over_k(_lapack_eigh, h)
+
+
+def _lapack_eigh(h):
     w, u = xp.linalg.eigh(h)
     return w, u
+
+
+def _over_k(function, batch):
+    """``function(batch)`` run on each device's share of the k axis inside ``hamdesign.on_devices``.
+
+    XLA partitions arithmetic along k by itself, but not a library call such as LAPACK's eigh: it
+    would gather the whole batch onto every device. ``shard_map`` hands each device its own rows.
+    """
+    from hamdesign.devices import active_devices
+
+    devices = active_devices()
+    if devices is None or len(devices) == 1 or batch.ndim < 3 or batch.shape[0] % len(devices):
+        return function(batch)
+    return _jax.shard_map(function, mesh=_mesh(devices), in_specs=_P("k"), out_specs=_P("k"))(batch)
 
 
 @eigh.defjvp

@@ -8,6 +8,7 @@ array framework beyond NumPy.
 from __future__ import annotations
 
 from .backend import available_backends, current, set_backend, use_backend
+from .devices import on_devices
 from .errors import BackendError, HamdesignError, LatticeError, MemoryBudgetError, ModelError, ModelFileError, ParameterError
 from .lattice import Lattice, high_symmetry_path, kmesh
 from .model import TightBinding, hamiltonian, hamiltonian_derivatives, hopping_amplitudes
@@ -55,6 +56,7 @@ __all__ = [
     "photocurrent",
     "shift_conductivity",
     "kmesh",
+    "on_devices",
     "set_backend",
     "sigma_xy",
     "use_backend",

@@ -64,6 +64,28 @@ def user_errors(fn):
     return wrapper
 
 
+def over_devices(fn):
+    """Run the command inside ``hamdesign.on_devices(--devices)`` when that option is given (jax only)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        count = kwargs.get("devices")
+        if count is None:
+            return fn(*args, **kwargs)
+        from .devices import on_devices
+
+        with on_devices(count):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+DEVICES_HELP = (
+    "Shard the k-mesh of the evaluation over N local jax devices (jax only; values and gradients as on one device). "
+    "On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N devices; see docs/scaling.md."
+)
+
+
 @app.callback()
 def _global_options(
     backend: Annotated[
@@ -330,6 +352,7 @@ def resolve_temperature(model, *, beta: float | None, temperature: float | None,
 
 @app.command()
 @user_errors
+@over_devices
 def evaluate(
     model: Annotated[
         str,
@@ -462,6 +485,7 @@ def evaluate(
             "not; default: as seedname.win says (wannier90's default: apply).",
         ),
     ] = None,
+    devices: Annotated[int | None, typer.Option("--devices", help=DEVICES_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Evaluate an observable of a model and print it (a table, or JSON with --json)."""
@@ -471,7 +495,7 @@ def evaluate(
     from .observables import REGISTRY, Request
     from .observables.response import InterbandSettings
 
-    if not STATE.backend_chosen:
+    if not STATE.backend_chosen and devices is None:  # --devices keeps the default backend (jax)
         # A one-off forward evaluation gains nothing from autodiff or jit, and eager jax compiles
         # every operation for every chunk shape: bcc Fe 16³ with 1000 Fermi levels took 24 s on jax
         # and 2.7 s on numpy (docs/performance.md). An explicit --backend still wins.
@@ -670,6 +694,7 @@ class ExecutorKind(str, Enum):
 
 @app.command()
 @user_errors
+@over_devices
 def design(
     source: Annotated[
         str, typer.Argument(help="A preset (haldane, triangular, photovoltaic) or a CONFIG.toml / .json describing the design.")
@@ -729,10 +754,19 @@ def design(
         bool,
         typer.Option("--figures/--no-figures", help="Draw each run's history.png (drawing can take longer than a small run)."),
     ] = True,
+    devices: Annotated[
+        int | None, typer.Option("--devices", help=DEVICES_HELP + " With --seeds, needs --executor serial.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result (or ensemble summary) as JSON.")] = False,
 ) -> None:
     """Run an inverse design with a progress bar; write result.json, history.npz, the model and figures."""
     import warnings
+
+    from .errors import ParameterError
+
+    if devices is not None and executor is not ExecutorKind.serial:
+        # The device set belongs to this process; a worker process or Dask worker sees its own devices.
+        raise ParameterError("--devices shards one run over this process's devices; use it with --executor serial")
 
     from .io.runfolder import OverwriteWarning, StaleLockWarning
 

@@ -30,6 +30,7 @@ import numpy as np
 from . import backend as _backend
 from .amplitudes import Amplitude, factor_tables, parse_amplitude
 from .backend import follows_inputs
+from .devices import along_k
 from .errors import ModelError, ParameterError
 from .lattice import Lattice
 
@@ -379,7 +380,7 @@ def _k_factors(model: TightBinding, kfrac: np.ndarray, be):
     wrap the cached memory without a copy).
     """
     e_R, phi, delta = _cached_geometry(model, kfrac)
-    return be.asarray(e_R), be.asarray(phi), delta
+    return along_k(e_R), along_k(phi), delta
 
 
 def _cached_geometry(model: TightBinding, kfrac: np.ndarray):

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import backend as _backend
 from .backend import follows_inputs
+from .devices import device_count, sharded_lengths
 from .errors import MemoryBudgetError, ParameterError
 from .memory import memory_budget_bytes
 from .model import TightBinding, bloch_terms, hamiltonian_derivatives
@@ -41,8 +42,23 @@ def sequenced(params, previous):
 
 
 def k_chunks(kfrac: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(kfrac), size):
-        yield kfrac[start : start + size]
+    """``kfrac`` in consecutive chunks of ``size`` k-points per device.
+
+    Inside :func:`hamdesign.on_devices` a chunk spans ``size`` × the device count and is cut where
+    needed so that each piece either divides evenly over the devices or is a remainder of fewer
+    points than devices (see :mod:`hamdesign.devices`).
+    """
+    count = device_count()
+    step = size * count
+    for start in range(0, len(kfrac), step):
+        chunk = kfrac[start : start + step]
+        if count == 1:
+            yield chunk
+            continue
+        offset = 0
+        for length in sharded_lengths(len(chunk), count):
+            yield chunk[offset : offset + length]
+            offset += length
 
 
 def check_memory(nk: int, nband: int, *, per_k_arrays: int = 4) -> None:
