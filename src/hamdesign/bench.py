@@ -8,7 +8,9 @@ grid at all three sizes.
 
 Each case is timed after a warm-up call (compilation for jax), as the median of ``repeat`` runs;
 the warm-up time is reported separately. Only the public API is used, so the numbers are what a
-user gets.
+user gets. :func:`default_summary` says which backend a user gets for a case without flags and how
+far it is from the fastest: forward-only cases are one-off evaluations (``hamdesign evaluate``),
+costed by their first call; gradient cases are repeated (design steps), costed by the median.
 """
 
 from __future__ import annotations
@@ -227,6 +229,41 @@ def _block(be, out):
     while isinstance(out, (tuple, list, dict)):
         out = next(iter(out.values())) if isinstance(out, dict) else out[0]
     return be.to_numpy(out)
+
+
+def is_one_off(case: Case) -> bool:
+    """Whether ``case`` stands for a one-off evaluation (forward only), as ``hamdesign evaluate`` runs it."""
+    return not case.needs_grad
+
+
+def user_cost(row: dict, *, one_off: bool) -> float | None:
+    """What the case costs a user on that row's backend: a one-off pays its first call (compilation
+    included), a repeated call (a design step) its steady-state median."""
+    if row["median_s"] is None:
+        return None
+    return row["warmup_s"] if one_off else row["median_s"]
+
+
+def default_summary(case: Case, rows: list[dict]) -> dict:
+    """The backend a user gets for ``case`` without flags (:func:`hamdesign.backend.default_backend_name`),
+    its cost (:func:`user_cost`) and the ratio to the fastest benchmarked backend (None where the default
+    was not benchmarked)."""
+    from .backend import default_backend_name
+
+    one_off = is_one_off(case)
+    default = default_backend_name(one_off=one_off)
+    costs = {r["backend"]: user_cost(r, one_off=one_off) for r in rows if r["case"] == case.name}
+    costs = {name: cost for name, cost in costs.items() if cost is not None}
+    fastest = min(costs, key=costs.__getitem__) if costs else None
+    ratio = costs[default] / costs[fastest] if default in costs else None
+    return {
+        "case": case.name,
+        "one_off": one_off,
+        "default": default,
+        "default_cost_s": costs.get(default),
+        "fastest": fastest,
+        "ratio_to_fastest": ratio,
+    }
 
 
 def run_benchmarks(backends: list[str], *, repeat: int = 5, cases=CASES, progress=None) -> list[dict]:
