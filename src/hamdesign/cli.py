@@ -1176,7 +1176,7 @@ def bench(
     --grid: every stage on every model.
     """
     from .backend import available_backends
-    from .bench import CASES, GRID_SIZES, default_summary, grid_cases, run_benchmarks
+    from .bench import CASES, GRID_SIZES, default_summary, grid_cases, is_one_off, run_benchmarks
     from .errors import ParameterError
 
     names = [b.strip() for b in backends_.split(",")] if backends_ else available_backends()
@@ -1193,6 +1193,7 @@ def bench(
         names,
         repeat=repeat,
         cases=cases,
+        start_up=any(is_one_off(c) for c in cases),
         progress=None
         if (as_json or STATE.quiet)
         else lambda r: console.print(
@@ -1208,7 +1209,7 @@ def bench(
     table = Table(
         title="hamdesign bench: steady-state median per call (warm-up / compile time in brackets)",
         caption="default: the backend a user gets without flags; forward-only cases are one-off evaluations, "
-        "compared by their first call (warm-up included), gradient cases by the median",
+        "compared by a fresh process's start-up + first call (warm-up), gradient cases by the median",
     )
     table.add_column("stage" if grid else "case")
     table.add_column("model, k-mesh" if grid else "what")
