@@ -326,6 +326,7 @@ def test_bench_names_the_default_backend_and_its_ratio_to_the_fastest():
     result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "default (÷ fastest)" in result.stdout and re.search(r"numpy \(\d+\.\d\d×\)", result.stdout)
+    assert re.search(r"start-up of a fresh process: numpy \d+\.\d\d s, autograd \d+\.\d\d s", result.stdout)
     as_json = runner.invoke(app, ["bench", "--backends", "autograd", "--case", "design_step_haldane", "--repeat", "1", "--json"])
     (summary,) = json.loads(as_json.stdout)["defaults"]
     assert summary["one_off"] is False and summary["fastest"] == "autograd"

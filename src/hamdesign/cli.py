@@ -1225,6 +1225,9 @@ def bench(
         cells.append(f"{summary['default']} ({'not run' if ratio is None else f'{ratio:.2f}×'})")
         table.add_row(*((c.name.split(":")[0], c.mesh) if grid else (c.name, c.description)), *cells)
     console.print(table)
+    started = {r["backend"]: r["start_up_s"] for r in rows if r["start_up_s"] is not None}
+    if started:
+        console.print("start-up of a fresh process: " + ", ".join(f"{n} {t:.2f} s" for n, t in started.items()), markup=False)
 
 
 def main() -> None:
