@@ -329,4 +329,6 @@ def test_bench_names_the_default_backend_and_its_ratio_to_the_fastest():
     assert re.search(r"start-up of a fresh process: numpy \d+\.\d\d s, autograd \d+\.\d\d s", result.stdout)
     as_json = runner.invoke(app, ["bench", "--backends", "autograd", "--case", "design_step_haldane", "--repeat", "1", "--json"])
     (summary,) = json.loads(as_json.stdout)["defaults"]
+    unknown = runner.invoke(app, ["bench", "--grid", "--backends", "numpy,nosuch", "--case", "eigh:haldane"])
+    assert unknown.exit_code == 2 and "nosuch" in unknown.output
     assert summary["one_off"] is False and summary["fastest"] == "autograd"

@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from .errors import BackendError
 
-#: Without ``HAMDESIGN_BACKEND`` the first installed of these is used.
+#: Without ``HAMDESIGN_BACKEND`` the first installed of these is used (one-off evaluations aside: :func:`default_backend_name`).
 DEFAULT_ORDER = ("jax", "torch", "autograd", "numpy")
 #: The backend of a one-off evaluation (see :func:`default_backend_name`): eager, nothing to compile.
 ONE_OFF_BACKEND = "numpy"

@@ -10,8 +10,8 @@ Each case is timed after a warm-up call (compilation for jax), as the median of 
 the warm-up time is reported separately. Only the public API is used, so the numbers are what a
 user gets. :func:`default_summary` says which backend a user gets for a case without flags and how
 far it is from the fastest: forward-only cases are one-off evaluations (``hamdesign evaluate``),
-costed by a fresh process's start-up on the backend plus their first call; gradient cases are repeated (design steps),
-costed by the median.
+costed by a fresh process's start-up on the backend plus their first call; gradient cases are
+repeated (design steps), costed by the median.
 """
 
 from __future__ import annotations
@@ -290,10 +290,11 @@ def run_benchmarks(backends: list[str], *, repeat: int = 5, cases=CASES, progres
     from .backend import get_backend, use_backend
 
     rows = []
+    loaded = {name: get_backend(name) for name in backends}  # a bad name is a BackendError before any subprocess
     started = {name: start_up_s(name) if start_up else None for name in backends}
     for case in cases:
         for name in backends:
-            be = get_backend(name)
+            be = loaded[name]
             row = {
                 "case": case.name,
                 "description": case.description,
