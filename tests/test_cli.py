@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -310,3 +311,24 @@ def test_evaluate_defaults_to_numpy_unless_a_backend_is_chosen(monkeypatch):
     assert json.loads(runner.invoke(app, ["--backend", "autograd", *args]).stdout)["backend"] == "autograd"
     monkeypatch.setenv("HAMDESIGN_BACKEND", "autograd")
     assert json.loads(runner.invoke(app, args).stdout)["backend"] == "autograd"
+
+
+def test_evaluate_respects_an_explicit_jax_backend(monkeypatch):
+    """The one-off rule picks numpy only when nobody chose: --backend jax evaluates on jax."""
+    require_module("jax")
+    monkeypatch.delenv("HAMDESIGN_BACKEND", raising=False)
+    args = ["evaluate", "haldane", "--nk", "8", "--beta", "5", "--json"]
+    assert json.loads(runner.invoke(app, ["--backend", "jax", *args]).stdout)["backend"] == "jax"
+
+
+def test_bench_names_the_default_backend_and_its_ratio_to_the_fastest():
+    args = ["bench", "--grid", "--backends", "numpy,autograd", "--case", "eigh:haldane", "--repeat", "1"]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "default (÷ fastest)" in result.stdout and re.search(r"numpy \(\d+\.\d\d×\)", result.stdout)
+    assert re.search(r"start-up of a fresh process: numpy \d+\.\d\d s, autograd \d+\.\d\d s", result.stdout)
+    as_json = runner.invoke(app, ["bench", "--backends", "autograd", "--case", "design_step_haldane", "--repeat", "1", "--json"])
+    (summary,) = json.loads(as_json.stdout)["defaults"]
+    unknown = runner.invoke(app, ["bench", "--grid", "--backends", "numpy,nosuch", "--case", "eigh:haldane"])
+    assert unknown.exit_code == 2 and "nosuch" in unknown.output
+    assert summary["one_off"] is False and summary["fastest"] == "autograd"

@@ -30,8 +30,10 @@ from typing import TypeVar
 
 from .errors import BackendError
 
-#: Without ``HAMDESIGN_BACKEND`` the first installed of these is used.
+#: Without ``HAMDESIGN_BACKEND`` the first installed of these is used (one-off evaluations aside: :func:`default_backend_name`).
 DEFAULT_ORDER = ("jax", "torch", "autograd", "numpy")
+#: The backend of a one-off evaluation (see :func:`default_backend_name`): eager, nothing to compile.
+ONE_OFF_BACKEND = "numpy"
 #: Top-level module of an array type → the backend that owns such arrays (autograd's boxes live in autograd).
 OWNER_OF_MODULE = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "autograd": "autograd"}
 
@@ -75,12 +77,25 @@ def get_backend(name: str) -> ModuleType:
         raise BackendError(f"backend {key!r}: {err}") from err
 
 
+def default_backend_name(*, one_off: bool = False) -> str:
+    """The backend a caller gets when nobody chose one (no ``--backend``, ``HAMDESIGN_BACKEND``, ``set_backend``).
+
+    The one rule: a *one-off* evaluation (forward only, called once: ``hamdesign evaluate``) runs on
+    :data:`ONE_OFF_BACKEND`, eager NumPy, because jax would spend longer compiling the graph than
+    evaluating it (a 200-ω shift spectrum: ~1 s of compilation against ~0.05 s evaluated eagerly;
+    docs/performance.md). Anything differentiated or called repeatedly (a design run, a benchmark's
+    steady state) gets the first installed of :data:`DEFAULT_ORDER`, whose compiled calls repay the
+    compilation. An explicit choice always wins over this rule.
+    """
+    if one_off:
+        return ONE_OFF_BACKEND
+    installed = available_backends()
+    return next((n for n in DEFAULT_ORDER if n in installed), ONE_OFF_BACKEND)
+
+
 def _environment_default() -> ModuleType:
     name = os.environ.get("HAMDESIGN_BACKEND", "").strip()
-    if not name:
-        installed = available_backends()
-        name = next((n for n in DEFAULT_ORDER if n in installed), "numpy")
-    return get_backend(name)
+    return get_backend(name or default_backend_name())
 
 
 def current() -> ModuleType:

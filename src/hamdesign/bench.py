@@ -8,12 +8,17 @@ grid at all three sizes.
 
 Each case is timed after a warm-up call (compilation for jax), as the median of ``repeat`` runs;
 the warm-up time is reported separately. Only the public API is used, so the numbers are what a
-user gets.
+user gets. :func:`default_summary` says which backend a user gets for a case without flags and how
+far it is from the fastest: forward-only cases are one-off evaluations (``hamdesign evaluate``),
+costed by a fresh process's start-up on the backend plus their first call; gradient cases are
+repeated (design steps), costed by the median.
 """
 
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,18 +234,72 @@ def _block(be, out):
     return be.to_numpy(out)
 
 
-def run_benchmarks(backends: list[str], *, repeat: int = 5, cases=CASES, progress=None) -> list[dict]:
-    """Rows {case, backend, warmup_s, median_s, min_s} (None times where a backend cannot run a case)."""
+def is_one_off(case: Case) -> bool:
+    """Whether ``case`` stands for a one-off evaluation (forward only), as ``hamdesign evaluate`` runs it."""
+    return not case.needs_grad
+
+
+def start_up_s(backend: str) -> float:
+    """Seconds a fresh process takes to import hamdesign's CLI and load ``backend`` (its framework's
+    import), as every ``hamdesign`` run pays it; measured in a subprocess so that no backend inherits
+    another's imports."""
+    code = (
+        "import time; t0 = time.perf_counter(); import hamdesign.cli; from hamdesign.backend import get_backend; "
+        f"get_backend({backend!r}); print(time.perf_counter() - t0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def user_cost(row: dict, *, one_off: bool) -> float | None:
+    """What the case costs a user on that row's backend: a one-off pays the start-up (``start_up_s``,
+    0 where not measured) and its first call (compilation included), as a ``hamdesign evaluate`` run
+    does; a repeated call (a design step) its steady-state median."""
+    if row["median_s"] is None:
+        return None
+    return (row.get("start_up_s") or 0.0) + row["warmup_s"] if one_off else row["median_s"]
+
+
+def default_summary(case: Case, rows: list[dict]) -> dict:
+    """The backend a user gets for ``case`` without flags (:func:`hamdesign.backend.default_backend_name`),
+    its cost (:func:`user_cost`) and the ratio to the fastest benchmarked backend (None where the default
+    was not benchmarked)."""
+    from .backend import default_backend_name
+
+    one_off = is_one_off(case)
+    default = default_backend_name(one_off=one_off)
+    costs = {r["backend"]: user_cost(r, one_off=one_off) for r in rows if r["case"] == case.name}
+    costs = {name: cost for name, cost in costs.items() if cost is not None}
+    fastest = min(costs, key=costs.__getitem__) if costs else None
+    ratio = costs[default] / costs[fastest] if default in costs else None
+    return {
+        "case": case.name,
+        "one_off": one_off,
+        "default": default,
+        "default_cost_s": costs.get(default),
+        "fastest": fastest,
+        "ratio_to_fastest": ratio,
+    }
+
+
+def run_benchmarks(backends: list[str], *, repeat: int = 5, cases=CASES, progress=None, start_up: bool = False) -> list[dict]:
+    """Rows {case, backend, start_up_s, warmup_s, median_s, min_s} (None times where a backend cannot run a case).
+
+    ``start_up_s`` (:func:`start_up_s`, once per backend) only with ``start_up``, else None.
+    """
     from .backend import get_backend, use_backend
 
     rows = []
+    loaded = {name: get_backend(name) for name in backends}  # a bad name is a BackendError before any subprocess
+    started = {name: start_up_s(name) if start_up else None for name in backends}
     for case in cases:
         for name in backends:
-            be = get_backend(name)
+            be = loaded[name]
             row = {
                 "case": case.name,
                 "description": case.description,
                 "backend": name,
+                "start_up_s": started[name],
                 "warmup_s": None,
                 "median_s": None,
                 "min_s": None,

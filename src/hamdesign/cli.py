@@ -489,17 +489,17 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Evaluate an observable of a model and print it (a table, or JSON with --json)."""
-    from .backend import current, set_backend
+    from .backend import current, default_backend_name, set_backend
     from .errors import ParameterError
     from .io import load_model
     from .observables import REGISTRY, Request
     from .observables.response import InterbandSettings
 
-    if not STATE.backend_chosen and devices is None:  # --devices keeps the default backend (jax)
-        # A one-off forward evaluation gains nothing from autodiff or jit, and eager jax compiles
-        # every operation for every chunk shape: bcc Fe 16³ with 1000 Fermi levels took 24 s on jax
-        # and 2.7 s on numpy (docs/performance.md). An explicit --backend still wins.
-        set_backend("numpy")
+    if not STATE.backend_chosen:
+        # One rule, in default_backend_name: a one-off forward evaluation runs eagerly on numpy. bcc Fe
+        # 16³ with 1000 Fermi levels took 24 s on jax and 2.7 s on numpy (docs/performance.md).
+        # --devices shards the k-mesh with jax, so it keeps the compiled default.
+        set_backend(default_backend_name(one_off=devices is None))
 
     spec = REGISTRY.get(observable)
     if spec is None:
@@ -1176,7 +1176,7 @@ def bench(
     --grid: every stage on every model.
     """
     from .backend import available_backends
-    from .bench import CASES, GRID_SIZES, grid_cases, run_benchmarks
+    from .bench import CASES, GRID_SIZES, default_summary, grid_cases, is_one_off, run_benchmarks
     from .errors import ParameterError
 
     names = [b.strip() for b in backends_.split(",")] if backends_ else available_backends()
@@ -1193,29 +1193,41 @@ def bench(
         names,
         repeat=repeat,
         cases=cases,
+        start_up=any(is_one_off(c) for c in cases),
         progress=None
         if (as_json or STATE.quiet)
         else lambda r: console.print(
             f"  {r['case']} ({r['backend']}): {_duration(r['median_s'])}", highlight=False, markup=False
         ),
     )
+    summaries = [default_summary(c, rows) for c in cases]
     if as_json:
-        _print_json({"rows": rows})
+        _print_json({"rows": rows, "defaults": summaries})
         return
     from rich.table import Table
 
-    table = Table(title="hamdesign bench: steady-state median per call (warm-up / compile time in brackets)")
+    table = Table(
+        title="hamdesign bench: steady-state median per call (warm-up / compile time in brackets)",
+        caption="default: the backend a user gets without flags; forward-only cases are one-off evaluations, "
+        "compared by a fresh process's start-up + first call (warm-up), gradient cases by the median",
+    )
     table.add_column("stage" if grid else "case")
     table.add_column("model, k-mesh" if grid else "what")
     for name in names:
         table.add_column(name, justify="right")
-    for c in cases:
+    table.add_column("default (÷ fastest)", justify="right")
+    for c, summary in zip(cases, summaries, strict=True):
         cells = []
         for name in names:
             row = next(r for r in rows if r["case"] == c.name and r["backend"] == name)
             cells.append("-" if row["median_s"] is None else f"{_duration(row['median_s'])} ({row['warmup_s']:.2f} s)")
+        ratio = summary["ratio_to_fastest"]
+        cells.append(f"{summary['default']} ({'not run' if ratio is None else f'{ratio:.2f}×'})")
         table.add_row(*((c.name.split(":")[0], c.mesh) if grid else (c.name, c.description)), *cells)
     console.print(table)
+    started = {r["backend"]: r["start_up_s"] for r in rows if r["start_up_s"] is not None}
+    if started:
+        console.print("start-up of a fresh process: " + ", ".join(f"{n} {t:.2f} s" for n, t in started.items()), markup=False)
 
 
 def main() -> None:
