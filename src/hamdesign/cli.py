@@ -1121,11 +1121,13 @@ def export(
     """Write the designed model for WannierBerri, PythTB, WannierTools or hamdesign itself."""
     from .io import load_model, write_hr_dat, write_model_file, write_tb_dat
 
-    model = load_model(str(result_dir / "model.toml"))
     tb_dat = result_dir / "model_tb.dat"
-    if fmt is not ExportFormat.toml and tb_dat.exists() and _is_real_material_design(result_dir):
+    designed = _real_material_design(result_dir)
+    if fmt is not ExportFormat.toml and tb_dat.exists() and designed is not None:
         # the _tb.dat the design wrote keeps the full position matrix, which model.toml cannot hold
-        model = load_model(str(tb_dat), ws_distance=False).with_structure(name=model.name)
+        model = load_model(str(tb_dat), ws_distance=False).with_structure(name=designed["model"]["name"])
+    else:
+        model = load_model(str(result_dir / "model.toml"))
     base = out or result_dir / "export" / model.name
     if fmt is ExportFormat.tb:
         paths = [write_tb_dat(model, base if out else base.with_name(base.name + "_tb.dat"))]
@@ -1137,12 +1139,13 @@ def export(
         typer.echo(str(path))
 
 
-def _is_real_material_design(result_dir: Path) -> bool:
-    """Whether the folder holds a design with ``[perturbations]`` of a wannier90 model."""
+def _real_material_design(result_dir: Path) -> dict | None:
+    """The folder's result.json when it holds a design with ``[perturbations]`` of a wannier90 model, else None."""
     try:
-        return "perturbations" in json.loads((result_dir / "result.json").read_text()).get("config", {})
-    except (OSError, ValueError, AttributeError):
-        return False
+        result = json.loads((result_dir / "result.json").read_text())
+        return result if "perturbations" in result["config"] and result["model"]["name"] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _duration(seconds: float) -> str:

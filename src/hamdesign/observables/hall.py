@@ -309,10 +309,13 @@ def curvature_chunks(
     previous = None
     for kc in k_chunks(kfrac, size):
 
-        def packed(p, kc=kc):
-            energies, omega = curvature(
+        def compute(p, kc=kc):
+            return curvature(
                 model, p, kc, planes=planes, regulator=regulator, position_matrix=position_matrix, degen_thresh=degen_thresh
             )
+
+        def packed(p, compute=compute):  # bound now: torch's backward pass calls it after the loop has moved on
+            energies, omega = compute(p)
             return xp.concat([xp.expand_dims(energies, axis=-1), omega], axis=-1)
 
         p = sequenced(params, previous)
@@ -320,9 +323,7 @@ def curvature_chunks(
             both = be.rematerialize(packed)(p)
             part = (both[..., 0], both[..., 1:])
         else:
-            part = curvature(
-                model, p, kc, planes=planes, regulator=regulator, position_matrix=position_matrix, degen_thresh=degen_thresh
-            )
+            part = compute(p)
         previous = part[0]
         yield part
 
