@@ -46,6 +46,7 @@ ADAPTER_MEMBERS: tuple[str, ...] = (
     "devices",
     "can_differentiate",
     "can_compile",
+    "chunk_bytes",
 )
 
 #: Array-API names that hamdesign's physics code takes from ``xp``.

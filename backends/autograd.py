@@ -39,6 +39,7 @@ def _autograd_version() -> str:
 version = _autograd_version()
 can_differentiate = True
 can_compile = False
+chunk_bytes = 256 * 2**20  # working set of one k-chunk (the backward pass keeps each chunk's residuals)
 
 
 def devices() -> list[str]:

@@ -69,6 +69,7 @@ name = "jax"
 version = _jax.__version__
 can_differentiate = True
 can_compile = True
+chunk_bytes = 256 * 2**20  # working set of one k-chunk: few chunks, since a jitted loop over them is unrolled
 
 
 def devices() -> list[str]:

@@ -20,6 +20,7 @@ name = "torch"
 version = _torch.__version__
 can_differentiate = True
 can_compile = os.environ.get("HAMDESIGN_TORCH_COMPILE", "0") == "1"
+chunk_bytes = 256 * 2**20  # working set of one k-chunk
 
 
 def devices() -> list[str]:

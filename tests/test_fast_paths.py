@@ -5,7 +5,10 @@
   autograd) against the library's ``matmul``, values and gradients;
 - the two-band Berry curvature (Pauli vector, no eigenvectors) against the eigenvector route;
 - μ at a filling (band-edge start, early exit) against root finding by SciPy;
-- the cache of k-dependent factors against recomputation.
+- the cache of k-dependent factors against recomputation;
+- the Bloch sums without orbital phases (what ``eigensystem`` diagonalises) against P X P†, and
+  its eigenvectors against H(k) in the tight-binding convention;
+- the adapters' preferred chunk size within the memory plan.
 """
 
 from __future__ import annotations
@@ -230,14 +233,14 @@ def test_k_factor_cache_follows_the_mesh_and_stays_bounded(numpy_backend, monkey
     model_module._k_factor_cache.clear()
     assert shifted == float(hd.sigma_xy(model, None, k, beta=20.0, mu=0.0))
     assert shifted != first
-    monkeypatch.setattr(model_module, "K_FACTOR_CACHE_BYTES", 40_000)  # a 7×7 mesh takes 8624 bytes
+    monkeypatch.setattr(model_module, "K_FACTOR_CACHE_BYTES", 30_000)  # a 7×7 mesh takes 7056 bytes
     model_module._k_factor_cache.clear()
     for shift in range(10):
         hd.sigma_xy(model, None, hd.kmesh(7, 2) + 0.01 * shift, beta=20.0, mu=0.0)
     hd.sigma_xy(model, None, hd.kmesh(12, 2), beta=20.0, mu=0.0)  # above a quarter of the budget: not kept
     entries = model_module._k_factor_cache[model]
     assert [key[0] for key in entries] == [(49, 2)] * 4
-    assert sum(entry[1] for entry in entries.values()) <= 40_000
+    assert sum(entry[1] for entry in entries.values()) <= 30_000
 
 
 def test_same_results_across_backends_with_all_fast_paths():
@@ -283,3 +286,48 @@ def test_unsymmetrised_bloch_terms_are_hermitian_to_round_off(numpy_backend):
         x, y = np.asarray(x), np.asarray(y)
         assert np.allclose(x, np.conj(np.swapaxes(x, -1, -2)), rtol=0, atol=0)  # (X + X†)/2 is exactly Hermitian
         assert np.max(np.abs(y - x)) <= 1e-14 * np.max(np.abs(x))
+
+
+def test_bloch_terms_without_orbital_phases_are_the_same_operators(backend):
+    """orbital_phase=False gives P X P† with P = diag(e^{ik·τ}): same eigenvalues, same band-basis matrices."""
+    from hamdesign.model import bloch_terms
+
+    be = backend
+    model, k = random_model(3, dim=3, seed=4), hd.kmesh(4, 3) + 0.13
+    tb = bloch_terms(model, None, k, order=2)
+    cell = bloch_terms(model, None, k, order=2, symmetrise=False, orbital_phase=False)
+    p = np.exp(1j * (model.lattice.cartesian_k(k) @ model.positions.T))[:, :, None]  # P as a column of phases
+    pairs = [(tb[0], cell[0]), *((tb[1][a], cell[1][a]) for a in range(3)), *((tb[2][q], cell[2][q]) for q in tb[2])]
+    for x, y in pairs:
+        x, y = be.to_numpy(x), be.to_numpy(y)
+        assert np.allclose(p * x * np.conj(np.swapaxes(p, -1, -2)), y, rtol=0, atol=1e-13 * np.abs(x).max())
+
+
+def test_eigensystem_states_are_tight_binding_eigenvectors(backend):
+    """The eigensystem solves the phase-free matrices but returns eigenvectors of H(k) in the tight-binding convention."""
+    from hamdesign.model import hamiltonian_derivatives
+    from hamdesign.spectrum import eigensystem
+
+    be = backend
+    model, k = random_model(4, dim=3, seed=6), hd.kmesh(3, 3) + 0.21
+    h, v = (be.to_numpy(x) for x in hamiltonian_derivatives(model, None, k, order=1))
+    energies, states, vb, _ = eigensystem(model, None, k, order=1)
+    energies, states = be.to_numpy(energies), be.to_numpy(states)
+    assert np.allclose(h @ states, states * energies[:, None, :], atol=1e-12)
+    ud = np.conj(np.swapaxes(states, -1, -2))
+    for a in range(3):
+        assert np.allclose(ud @ v[a] @ states, be.to_numpy(vb[a]), atol=1e-12)
+    assert eigensystem(model, None, k, order=1, vectors=False)[1] is None
+
+
+def test_numpy_prefers_cache_sized_chunks_within_the_budget(monkeypatch):
+    """The adapter's chunk_bytes sets the chunk; DEFAULT_CHUNK_BYTES (the memory plan) still caps it."""
+    from hamdesign import spectrum
+
+    with on_backend("jax") as be:
+        assert spectrum.chunk_budget() == min(be.chunk_bytes, spectrum.DEFAULT_CHUNK_BYTES)
+    with on_backend("numpy") as be:
+        assert spectrum.chunk_budget() == be.chunk_bytes < spectrum.DEFAULT_CHUNK_BYTES
+        assert spectrum.chunk_size(18) == be.chunk_bytes // (spectrum.MATRICES_PER_K[1] * 18 * 18 * 16)
+        monkeypatch.setattr(spectrum, "DEFAULT_CHUNK_BYTES", be.chunk_bytes // 4)
+        assert spectrum.chunk_budget() == be.chunk_bytes // 4

@@ -370,7 +370,7 @@ _k_factor_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _k_factors(model: TightBinding, kfrac: np.ndarray, be):
-    """:func:`_geometry` as backend arrays (e_R, Φ) plus the NumPy D^a; the NumPy factors are cached.
+    """:func:`_geometry` as backend arrays (e_R, e^{ik·τ}); the NumPy factors are cached.
 
     An optimisation evaluates the same mesh at every step; eager backends would otherwise pay the
     complex exponentials each time (3 ms of a 10⁴-k Haldane step). Entries are keyed by model and
@@ -379,13 +379,13 @@ def _k_factors(model: TightBinding, kfrac: np.ndarray, be):
     conversion yields a tracer that must not outlive the trace (on the CPU, torch and autograd
     wrap the cached memory without a copy).
     """
-    e_R, phi, delta = _cached_geometry(model, kfrac)
-    return along_k(e_R), along_k(phi), delta
+    e_R, orbital_phase = _cached_geometry(model, kfrac)
+    return along_k(e_R), along_k(orbital_phase)
 
 
 def _cached_geometry(model: TightBinding, kfrac: np.ndarray):
     kfrac = np.ascontiguousarray(kfrac, dtype=float)
-    size = kfrac.shape[0] * (len(model.tables()["n_R"]) + model.norb**2) * 16
+    size = kfrac.shape[0] * (len(model.tables()["n_R"]) + model.norb) * 16
     if size > K_FACTOR_CACHE_BYTES // 4:
         return _geometry(model, kfrac)
     entries = _k_factor_cache.setdefault(model, OrderedDict())
@@ -401,61 +401,100 @@ def _cached_geometry(model: TightBinding, kfrac: np.ndarray):
 
 
 def _geometry(model: TightBinding, kfrac: np.ndarray):
-    """k-only factors: exp(2πi k·n_R) (nk, nR), Φ_ij(k) (nk, norb, norb), D^a_ij (3, norb, norb)."""
+    """k-only factors: e_R = exp(2πi k·n_R) (nk, nR) and the orbital phases e^{ik·τ_i} (nk, norb).
+
+    The tight-binding phase of a matrix element is Φ_ij(k) = e^{ik·(τ_j − τ_i)} (:func:`orbital_phases`):
+    norb exponentials per k instead of norb².
+    """
     tab = model.tables()
     kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
     e_R = np.exp(2j * np.pi * (kfrac @ tab["n_R"].T))
-    kc = model.lattice.cartesian_k(kfrac)
-    tau = model.positions
-    delta = tau[None, :, :] - tau[:, None, :]  # (i, j, a) = τ_j − τ_i
-    phi = np.exp(1j * np.einsum("ka,ija->kij", kc, delta))
-    return e_R, phi, np.moveaxis(delta, -1, 0)
+    orbital_phase = np.exp(1j * (model.lattice.cartesian_k(kfrac) @ model.positions.T))
+    return e_R, orbital_phase
+
+
+def orbital_phases(orbital_phase, xp):
+    """Φ_ij(k) = e^{ik·(τ_j − τ_i)}, (nk, norb, norb), from the phases e^{ik·τ_i} (nk, norb)."""
+    return xp.expand_dims(xp.conj(orbital_phase), axis=-1) * xp.expand_dims(orbital_phase, axis=-2)
+
+
+def bond_displacements(model: TightBinding) -> np.ndarray:
+    """d^a_R,ij = R_a + τ_j − τ_i (Cartesian), shape (3, nR, norb²): the length of the bond i → j in cell R.
+
+    ∂_a of a Bloch sum Σ_R e^{ik·d} T_R is Σ_R i d^a e^{ik·d} T_R; computed once per model.
+    """
+    tab = model.tables()
+    if "bond_displacements" not in tab:
+        tau = model.positions
+        within = np.moveaxis(tau[None, :, :] - tau[:, None, :], -1, 0)  # (a, i, j) = τ_j − τ_i
+        d = tab["R_cart"].T[:, :, None, None] + within[:, None, :, :]
+        tab["bond_displacements"] = d.reshape(d.shape[0], tab["nR"], model.norb * model.norb)
+    return tab["bond_displacements"]
 
 
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
-def bloch_terms(model: TightBinding, params, kfrac, /, *, order: int = 2, components=(0, 1, 2), symmetrise: bool = True):
+def bloch_terms(
+    model: TightBinding,
+    params,
+    kfrac,
+    /,
+    *,
+    order: int = 2,
+    components=(0, 1, 2),
+    symmetrise: bool = True,
+    orbital_phase: bool = True,
+):
     """H(k) and the requested Cartesian derivatives as separate arrays (no stacking).
 
     Returns ``(H, v, w)`` with ``v`` a dict a → ∂H/∂k_a and ``w`` a dict (a, b) → ∂²H/∂k_a∂k_b
     (both orders of a pair share one array) for a, b in ``components``; ``v``/``w`` are empty dicts
-    below the requested order. Separate arrays keep reverse-mode cheap: slicing a stacked array
+    below the requested order. With d the bond displacements (:func:`bond_displacements`)::
+
+        H  = Σ_R e^{2πi k·n_R} T_R ∘ Φ,   ∂_a H = Σ_R e^{2πi k·n_R} (i d^a ∘ T_R) ∘ Φ,
+        ∂_a∂_b H = −Σ_R e^{2πi k·n_R} (d^a d^b ∘ T_R) ∘ Φ,
+
+    one matrix product per array. Separate arrays keep reverse-mode cheap: slicing a stacked array
     costs a scatter of the whole stack in autograd's backward pass. Each matrix is Hermitian by
     construction (every bond comes with its partner) up to round-off; ``symmetrise`` makes it so
-    exactly, (X + X†)/2, which a caller that symmetrises anyway may skip.
+    exactly, (X + X†)/2, which a caller that symmetrises anyway, or only needs a Hermitian function
+    of the matrices, may skip.
+
+    ``orbital_phase=False`` leaves out Φ_ij = e^{ik·(τ_j − τ_i)}: every matrix is then P X P† with
+    P = diag(e^{ik·τ_i}), the same operator with the orbital-position phases moved onto the basis.
+    Eigenvalues and every band-basis matrix U†XU are unchanged (the eigenvectors become P U), so a
+    caller that wants only those saves norb² phases and a product per matrix.
     """
     if order not in (0, 1, 2):
         raise ValueError("order must be 0, 1 or 2")
     be = _backend.current()
     xp = be.xp
-    tab = model.tables()
     n = model.norb
     blocks = hopping_blocks(model, params)
-    e_R, phi_b, delta = _k_factors(model, kfrac, be)
+    e_R, phases = _k_factors(model, kfrac, be)
     nk = e_R.shape[0]
-    R = tab["R_cart"]
+    phase = orbital_phases(phases, xp) if orbital_phase else None
 
     def bloch_sum(weight=None):
-        weighted = blocks if weight is None else be.asarray(weight[:, None].astype(complex)) * blocks
-        return xp.reshape(be.matmul(e_R, weighted), (nk, n, n))
+        weighted = blocks if weight is None else be.asarray(weight) * blocks
+        x = xp.reshape(be.matmul(e_R, weighted), (nk, n, n))
+        if phase is not None:
+            x = x * phase
+        return _hermitian(x, xp) if symmetrise else x
 
-    hr = bloch_sum()
-    hermitian = (lambda x: _hermitian(x, xp)) if symmetrise else (lambda x: x)
-    h = hermitian(hr * phi_b)
+    h = bloch_sum()
     v: dict = {}
     w: dict = {}
     if order == 0:
         return h, v, w
-    d = {a: be.asarray(delta[a].astype(complex)) for a in components}
-    hr_a = {a: bloch_sum(R[:, a]) for a in components}
+    d = bond_displacements(model)
     for a in components:
-        v[a] = hermitian(1j * (hr_a[a] + d[a] * hr) * phi_b)
+        v[a] = bloch_sum(1j * d[a])
     if order == 2:
         for a, b in _PAIRS:
             if a in components and b in components:
-                hab = bloch_sum(R[:, a] * R[:, b]) + d[b] * hr_a[a] + d[a] * hr_a[b] + d[a] * d[b] * hr
-                w[(a, b)] = w[(b, a)] = hermitian(-hab * phi_b)
+                w[(a, b)] = w[(b, a)] = bloch_sum((-d[a] * d[b]).astype(complex))
     return h, v, w
 
 
@@ -486,7 +525,7 @@ def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int
         if order:
             raise ValueError("the periodic gauge is provided for H only")
         be = _backend.current()
-        e_R, _, _ = _geometry(model, kfrac)
+        e_R, _ = _geometry(model, kfrac)
         hr = be.matmul(be.asarray(e_R), hopping_blocks(model, params))
         return (_hermitian(xp.reshape(hr, (e_R.shape[0], model.norb, model.norb)), xp),)
     if gauge != "tb":
@@ -521,7 +560,10 @@ def berry_connection_terms(model: TightBinding, kfrac, /, *, components=(0, 1, 2
     kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
     phase_R = np.exp(2j * np.pi * (kfrac @ np.asarray(conn.R, dtype=float).T))  # (nk, nR)
     R_cart = np.asarray(conn.R, dtype=float) @ model.lattice.vectors[: model.dim]
-    _, phi, delta = _geometry(model, kfrac)  # Φ_mn(k) = e^{ik·(τ_n − τ_m)}, delta[a] = τ_n − τ_m
+    _, orbital_phase = _geometry(model, kfrac)
+    phi = orbital_phases(orbital_phase, np)  # Φ_mn(k) = e^{ik·(τ_n − τ_m)}
+    tau = model.positions
+    delta = np.moveaxis(tau[None, :, :] - tau[:, None, :], -1, 0)  # delta[a, m, n] = τ_n − τ_m
     nk, norb = kfrac.shape[0], model.norb
     A: dict = {}
     dA: dict = {}

@@ -15,7 +15,7 @@ from .backend import follows_inputs
 from .devices import device_count, sharded_lengths
 from .errors import MemoryBudgetError, ParameterError
 from .memory import memory_budget_bytes
-from .model import TightBinding, bloch_terms, hamiltonian_derivatives
+from .model import TightBinding, _k_factors, bloch_terms, hamiltonian_derivatives
 
 #: Working-set budget for one k-chunk, bytes (``HAMDESIGN_MEMORY_BUDGET`` in GiB overrides it).
 DEFAULT_CHUNK_BYTES = 256 * 2**20
@@ -24,10 +24,17 @@ DEFAULT_CHUNK_BYTES = 256 * 2**20
 MATRICES_PER_K = {0: 6, 1: 24, 2: 60}
 
 
+def chunk_budget(limit: int | None = None) -> int:
+    """Bytes one k-chunk's working set may take: ``limit`` (default :data:`DEFAULT_CHUNK_BYTES`), or
+    less where the active adapter's ``chunk_bytes`` asks for smaller chunks (an eager NumPy loop
+    runs fastest when a chunk's matrices stay in cache; a compiled one wants few, large chunks)."""
+    return min(limit or DEFAULT_CHUNK_BYTES, _backend.current().chunk_bytes)
+
+
 def chunk_size(norb: int, *, order: int = 1, chunk_bytes: int | None = None) -> int:
-    """k-points per chunk so that one chunk's working set stays within ``chunk_bytes``."""
+    """k-points per chunk so that one chunk's working set stays within ``chunk_bytes`` (default :func:`chunk_budget`)."""
     per_k = MATRICES_PER_K[order] * norb * norb * 16
-    return max(1, int((chunk_bytes or DEFAULT_CHUNK_BYTES) // per_k))
+    return max(1, int((chunk_bytes or chunk_budget()) // per_k))
 
 
 def sequenced(params, previous):
@@ -82,11 +89,12 @@ def checked_kmesh(model: TightBinding, nk) -> np.ndarray:
 
 
 @follows_inputs
-def eigensystem(model: TightBinding, params, kfrac, /, *, order: int = 1, components=(0, 1, 2)):
+def eigensystem(model: TightBinding, params, kfrac, /, *, order: int = 1, components=(0, 1, 2), vectors: bool = True):
     """Energies, eigenvectors and band-basis derivative matrices on one k-batch.
 
     Returns ``(energies, states, v_band, w_band)``: energies (nk, nb) ascending, states (nk, nb, nb)
-    (columns are eigenvectors), and dicts ``v_band[a]`` = U† ∂_a H U, ``w_band[(a, b)]`` =
+    (columns are eigenvectors in the tight-binding convention; None with ``vectors=False``, for a
+    caller that needs only the band-basis matrices), and dicts ``v_band[a]`` = U† ∂_a H U, ``w_band[(a, b)]`` =
     U† ∂_a∂_b H U for a, b in ``components`` (empty below ``order``).
 
     Inside a degenerate subspace the basis is whatever ``eigh`` returns: observables built on these
@@ -94,12 +102,17 @@ def eigensystem(model: TightBinding, params, kfrac, /, *, order: int = 1, compon
     """
     be = _backend.current()
     xp = be.xp
-    h, v, w = bloch_terms(model, params, kfrac, order=order, components=tuple(sorted(set(components))))
-    energies, states = be.eigh(h)
-    ud = xp.conj(xp.matrix_transpose(states))
+    # without the orbital phases P = diag(e^{ik·τ}): eigh gives P U, whose band-basis matrices are
+    # the same; the matrices are Hermitian up to round-off, all that eigh and U†XU need
+    h, v, w = bloch_terms(
+        model, params, kfrac, order=order, components=tuple(sorted(set(components))), symmetrise=False, orbital_phase=False
+    )
+    energies, rotated = be.eigh(h)
+    ud = xp.conj(xp.matrix_transpose(rotated))
+    states = xp.expand_dims(xp.conj(_k_factors(model, kfrac, be)[1]), axis=-1) * rotated if vectors else None
 
     def to_band(x):
-        return be.matmul(be.matmul(ud, x), states)
+        return be.matmul(be.matmul(ud, x), rotated)
 
     v_band = {a: to_band(x) for a, x in v.items() if a in components} if order >= 1 else {}
     w_band: dict = {}

@@ -45,6 +45,7 @@ from ..spectrum import (
     DEFAULT_CHUNK_BYTES,
     MATRICES_PER_K,
     chemical_potential,
+    chunk_budget,
     chunk_size,
     eigensystem,
     fermi,
@@ -138,13 +139,14 @@ def curvature(
         return two_band_berry_curvature(model, params, kfrac, regulator=regulator, planes=planes, degen_thresh=degen_thresh)
     xp = _backend.current().xp
     directions = sorted({a for p in planes for a in PLANES[p]})
-    energies, states, vb, _ = eigensystem(model, params, kfrac, order=1, components=tuple(directions))
+    energies, states, vb, _ = eigensystem(model, params, kfrac, order=1, components=tuple(directions), vectors=full)
     # every energy below is its subspace's mean, so the blocks transform covariantly
     together, energies = subspace_levels(energies, degen_thresh)
     apart = 1.0 - together
     gaps = xp.expand_dims(energies, axis=-1) - xp.expand_dims(energies, axis=-2)  # ε̄_n − ε̄_m
     g = regularised_inverse_gap_squared(gaps, regulator=regulator) * apart
-    omega = [-2.0 * xp.imag(xp.sum(vb[a] * xp.matrix_transpose(vb[b]) * g, axis=-1)) for a, b in (PLANES[p] for p in planes)]
+    # v^b_mn = (v^b_nm)* (Hermitian): no transposed read
+    omega = [-2.0 * xp.sum(xp.imag(vb[a] * xp.conj(vb[b])) * g, axis=-1) for a, b in (PLANES[p] for p in planes)]
     if full:
         extra = _position_terms(model, kfrac, energies, states, vb, planes, regulator=regulator, apart=apart)
         omega = [o + e for o, e in zip(omega, extra, strict=True)]
@@ -236,7 +238,7 @@ def two_band_berry_curvature(
     xp = be.xp
     directions = tuple(sorted({a for p in planes for a in PLANES[p]}))
     # the Pauli components average each off-diagonal entry with its partner: no (X + X†)/2 needed
-    h, v, _ = bloch_terms(model, params, kfrac, order=1, components=directions, symmetrise=False)
+    h, v, _ = bloch_terms(model, params, kfrac, order=1, components=directions, symmetrise=False, orbital_phase=False)
     d0, d1, d2, d3 = pauli_components(h)
     squared = d1 * d1 + d2 * d2 + d3 * d3
     touching = squared == 0.0
@@ -257,7 +259,7 @@ def two_band_berry_curvature(
 
 def hall_chunk_size(model: TightBinding, *, nmu: int = 1, nplanes: int = 1, chunk_bytes: int | None = None) -> int:
     """k-points per chunk: the eigensystem's working set and the (nμ, nk, nband) occupations fit ``chunk_bytes``."""
-    budget = chunk_bytes or DEFAULT_CHUNK_BYTES
+    budget = chunk_bytes or chunk_budget(DEFAULT_CHUNK_BYTES)
     per_k_occupations = 3 * nmu * model.nband * 8
     return max(1, min(chunk_size(model.norb, order=1, chunk_bytes=budget), int(budget // max(per_k_occupations, 1))))
 

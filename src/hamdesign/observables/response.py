@@ -41,6 +41,7 @@ from ..spectrum import (
     MATRICES_PER_K,
     bands,
     check_memory,
+    chunk_budget,
     chunk_size,
     eigensystem,
     fermi,
@@ -380,7 +381,7 @@ def response_chunk_size(norb: int, *, order: int, ncomp: int, ncarts: int, chunk
     if chunk is not None:
         return chunk
     per_k = (MATRICES_PER_K[order] + 8 * ncomp + 6 * ncarts**2) * norb * norb * 16
-    return min(max(1, int(DEFAULT_CHUNK_BYTES // per_k)), chunk_size(norb, order=order))
+    return min(max(1, int(chunk_budget(DEFAULT_CHUNK_BYTES) // per_k)), chunk_size(norb, order=order))
 
 
 def pair_chunks(
