@@ -222,4 +222,5 @@ def strict_adapter():
         rematerialize=lambda fn: fn,
         can_differentiate=False,
         can_compile=False,
+        chunk_bytes=64 * 2**20,
     )
