@@ -18,7 +18,7 @@ from hamdesign.backends import _small_matrices, eager_while_loop
 
 import hamdesign as hd
 import numpy as np
-from conftest import on_backend, random_model, require_module
+from conftest import on_backend, random_model, require_module, strict_adapter
 from hamdesign.models import haldane
 from hamdesign.observables import hall
 
@@ -331,3 +331,83 @@ def test_numpy_prefers_cache_sized_chunks_within_the_budget(monkeypatch):
         assert spectrum.chunk_size(18) == be.chunk_bytes // (spectrum.MATRICES_PER_K[1] * 18 * 18 * 16)
         monkeypatch.setattr(spectrum, "DEFAULT_CHUNK_BYTES", be.chunk_bytes // 4)
         assert spectrum.chunk_budget() == be.chunk_bytes // 4
+
+
+def test_mesh_rows_are_recognised_only_where_the_bloch_sum_factorises():
+    from hamdesign.lattice import mesh_row_length, mesh_rows
+
+    k = hd.kmesh((3, 4, 5), 3)
+    assert mesh_row_length(k) == 5 and mesh_rows(k) == (12, 5)
+    assert mesh_rows(k[10:40]) == (6, 5)  # whole rows of the mesh
+    assert mesh_rows(k[3:28]) is None  # starts inside a row
+    assert mesh_rows(k[:7]) is None
+    assert mesh_rows(hd.kmesh(8, 2)) == (8, 8)
+    assert mesh_rows(hd.kmesh(8, 1)) is None
+    rng = np.random.default_rng(0)
+    assert mesh_rows(rng.permutation(k)) is None
+    assert mesh_rows(np.concatenate([k[:5], k[5:10] + [0, 0, 0.01]])) is None  # last coordinates differ between rows
+
+
+@pytest.mark.parametrize("dim, nshell", [(2, 2), (3, 1), (3, 2)])
+def test_row_factorised_bloch_sum_equals_the_direct_one(backend, monkeypatch, dim, nshell):
+    """Chunks of whole mesh rows take RowFactors; H, ∂H, ∂²H equal the direct e_R product to round-off."""
+    from hamdesign import model as model_module
+
+    be = backend
+    model = random_model(3, dim=dim, seed=3, nshell=nshell)
+    k = hd.kmesh(6, dim)[6 * 6 ** (dim - 2) :] + 0.05  # whole rows, shifted off Γ
+    model_module._k_factor_cache.clear()
+    assert isinstance(model_module._k_factors(model, k, be)[0], model_module.RowFactors)
+    fast = model_module.bloch_terms(model, None, k, order=2)
+    monkeypatch.setattr(model_module, "mesh_rows", lambda kfrac: None)
+    model_module._k_factor_cache.clear()
+    direct = model_module.bloch_terms(model, None, k, order=2)
+    pairs = [(fast[0], direct[0]), *((fast[1][a], direct[1][a]) for a in fast[1]), *((fast[2][q], direct[2][q]) for q in fast[2])]
+    for x, y in pairs:
+        x, y = be.to_numpy(x), be.to_numpy(y)
+        assert np.max(np.abs(x - y)) <= 1e-13 * np.max(np.abs(y))
+    model_module._k_factor_cache.clear()
+
+
+def test_chunks_hold_whole_mesh_rows():
+    from hamdesign.spectrum import k_chunks
+
+    k = hd.kmesh((4, 5, 7), 3)
+    assert [len(c) for c in k_chunks(k, 30)] == [28] * 5
+    assert [len(c) for c in k_chunks(k, 5)] == [5] * 28  # a row longer than the chunk: plain chunks
+    assert np.array_equal(np.concatenate(list(k_chunks(k, 30))), k)
+
+
+def test_row_factorised_gradients_match_the_direct_path(ad_backend, monkeypatch):
+    from hamdesign import model as model_module
+
+    be = ad_backend
+    model, k = random_model(3, dim=3, seed=8, nshell=2), hd.kmesh(5, 3)
+    x = be.asarray(model.default_params)
+
+    def value_and_grad():
+        model_module._k_factor_cache.clear()
+        value, grad = be.value_and_grad(lambda p: hd.anomalous_hall_conductivity(model, p, k, beta=4.0, mu=0.1)[2])(x)
+        return float(be.to_numpy(value)), be.to_numpy(grad)
+
+    fast = value_and_grad()
+    monkeypatch.setattr(model_module, "mesh_rows", lambda kfrac: None)
+    direct = value_and_grad()
+    assert fast[0] == pytest.approx(direct[0], rel=1e-11)
+    assert np.allclose(fast[1], direct[1], rtol=1e-9, atol=1e-11 * np.abs(direct[1]).max())
+
+
+def test_row_factorised_bloch_sum_is_array_api_code():
+    from hamdesign import model as model_module
+    from hamdesign.backend import use_backend
+
+    model, k = random_model(3, dim=3, seed=3, nshell=2), hd.kmesh(6, 3)
+    with use_backend("numpy"):
+        model_module._k_factor_cache.clear()
+        expected = hd.anomalous_hall_conductivity(model, None, k, beta=4.0, mu=0.1)
+    with use_backend(strict_adapter()) as be:
+        model_module._k_factor_cache.clear()
+        assert isinstance(model_module._k_factors(model, k, be)[0], model_module.RowFactors)
+        got = np.asarray(hd.anomalous_hall_conductivity(model, None, k, beta=4.0, mu=0.1))
+    model_module._k_factor_cache.clear()
+    assert np.allclose(got, expected, rtol=1e-12)

@@ -187,3 +187,18 @@ def test_full_position_matrix_gradient_across_backends_and_finite_differences(na
     fd = central_difference(f, model.default_params, h=1e-6)
     assert value == pytest.approx(reference, rel=1e-10)
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("flags", [[], ["--ws-distance"]], ids=["no-mdrs", "mdrs"])
+def test_the_fermi_scan_speed_script_checks_agreement_before_timing(flags):
+    """scripts/compare_wannierberri_ahc_scan.py (the issue's side-by-side workload) on a small mesh: it agrees and says so."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "scripts" / "compare_wannierberri_ahc_scan.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--nk", "5", "--levels", "40", *flags], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    line = run.stdout.strip().splitlines()[-1]
+    assert line.startswith(f"bcc Fe ({95 if flags else 27} R-vectors), 5³ k, 40 Fermi levels") and "ratio" in line

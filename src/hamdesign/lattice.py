@@ -180,6 +180,35 @@ def kmesh(nk: int | Sequence[int] | str, dim: int) -> np.ndarray:
     return np.stack([g.ravel() for g in grid], axis=-1)
 
 
+def mesh_row_length(kfrac: np.ndarray) -> int:
+    """How many leading k-points share every coordinate but the last (1 for a 1D list or a lone point)."""
+    kfrac = np.asarray(kfrac)
+    if kfrac.ndim != 2 or kfrac.shape[1] < 2 or kfrac.shape[0] < 2:
+        return 1
+    change = np.flatnonzero(np.any(kfrac[1:, :-1] != kfrac[:-1, :-1], axis=1))
+    return int(change[0]) + 1 if change.size else kfrac.shape[0]
+
+
+def mesh_rows(kfrac: np.ndarray) -> tuple[int, int] | None:
+    """``(rows, length)`` when ``kfrac`` is whole rows of a product mesh, else None.
+
+    Rows are consecutive runs of ``length`` > 1 k-points that share every coordinate but the last
+    and take the same ``length`` values of the last coordinate, in the same order, in every run:
+    a :func:`kmesh` (its last index runs fastest), or any run of whole rows of one. On such points
+    e^{2πi k·R} factorises into a row factor and a last-coordinate factor.
+    """
+    kfrac = np.asarray(kfrac)
+    length = mesh_row_length(kfrac)
+    if length < 2 or kfrac.shape[0] % length:
+        return None
+    grid = kfrac.reshape(-1, length, kfrac.shape[1])
+    if np.array_equal(grid[:, :, :-1], np.broadcast_to(grid[:, :1, :-1], grid[:, :, :-1].shape)) and np.array_equal(
+        grid[:, :, -1], np.broadcast_to(grid[:1, :, -1], grid[:, :, -1].shape)
+    ):
+        return grid.shape[0], length
+    return None
+
+
 #: Fractional coordinates of common high-symmetry points, by lattice family.
 HIGH_SYMMETRY_POINTS: dict[str, dict[str, tuple[float, ...]]] = {
     "chain": {"Γ": (0.0,), "X": (0.5,)},

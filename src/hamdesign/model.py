@@ -30,9 +30,9 @@ import numpy as np
 from . import backend as _backend
 from .amplitudes import Amplitude, factor_tables, parse_amplitude
 from .backend import follows_inputs
-from .devices import along_k
+from .devices import along_k, device_count
 from .errors import ModelError, ParameterError
-from .lattice import Lattice
+from .lattice import Lattice, mesh_rows
 
 #: Largest accepted size of a parameter value or amplitude constant (energy units): beyond it sums
 #: of squares overflow double precision long before anything physical happens.
@@ -370,7 +370,11 @@ _k_factor_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _k_factors(model: TightBinding, kfrac: np.ndarray, be):
-    """:func:`_geometry` as backend arrays (e_R, e^{ik·τ}); the NumPy factors are cached.
+    """:func:`_geometry` as backend arrays (the Bloch factors, e^{ik·τ}); the NumPy factors are cached.
+
+    The Bloch factors are e_R (nk, nR), laid out along k over the devices inside
+    :func:`hamdesign.on_devices`, or, on one device and a chunk of whole mesh rows, their
+    factorised form :class:`RowFactors`.
 
     An optimisation evaluates the same mesh at every step; eager backends would otherwise pay the
     complex exponentials each time (3 ms of a 10⁴-k Haldane step). Entries are keyed by model and
@@ -379,38 +383,105 @@ def _k_factors(model: TightBinding, kfrac: np.ndarray, be):
     conversion yields a tracer that must not outlive the trace (on the CPU, torch and autograd
     wrap the cached memory without a copy).
     """
-    e_R, orbital_phase = _cached_geometry(model, kfrac)
-    return along_k(e_R), along_k(orbital_phase)
+    factorise = device_count() == 1  # a sharded chunk needs e_R along k
+    bloch, orbital_phase = _cached_geometry(model, kfrac, factorise=factorise)
+    if isinstance(bloch, RowFactors):
+        return RowFactors(be.asarray(bloch.lead), be.asarray(bloch.last)), be.asarray(orbital_phase)
+    return along_k(bloch), along_k(orbital_phase)
 
 
-def _cached_geometry(model: TightBinding, kfrac: np.ndarray):
+def _cached_geometry(model: TightBinding, kfrac: np.ndarray, *, factorise: bool):
     kfrac = np.ascontiguousarray(kfrac, dtype=float)
     size = kfrac.shape[0] * (len(model.tables()["n_R"]) + model.norb) * 16
     if size > K_FACTOR_CACHE_BYTES // 4:
-        return _geometry(model, kfrac)
+        return _geometry(model, kfrac, factorise=factorise)
     entries = _k_factor_cache.setdefault(model, OrderedDict())
-    key = (kfrac.shape, hashlib.blake2b(kfrac.tobytes(), digest_size=16).digest())
+    key = (kfrac.shape, factorise, hashlib.blake2b(kfrac.tobytes(), digest_size=16).digest())
     hit = entries.get(key)
     if hit is not None and np.array_equal(hit[0], kfrac):
         entries.move_to_end(key)
         return hit[2]
-    entries[key] = (kfrac.copy(), size, _geometry(model, kfrac))
+    entries[key] = (kfrac.copy(), size, _geometry(model, kfrac, factorise=factorise))
     while sum(entry[1] for entry in entries.values()) > K_FACTOR_CACHE_BYTES:
         entries.popitem(last=False)
     return entries[key][2]
 
 
-def _geometry(model: TightBinding, kfrac: np.ndarray):
-    """k-only factors: e_R = exp(2πi k·n_R) (nk, nR) and the orbital phases e^{ik·τ_i} (nk, norb).
+@dataclass(frozen=True)
+class RowFactors:
+    """e^{2πi k·n_R} on a chunk of whole mesh rows, factorised (:func:`hamdesign.lattice.mesh_rows`).
 
-    The tight-binding phase of a matrix element is Φ_ij(k) = e^{ik·(τ_j − τ_i)} (:func:`orbital_phases`):
-    norb exponentials per k instead of norb².
+    With k = (k'_r, k_j) (all coordinates but the last, and the last) and n_R = (R'_p, R_q) placed
+    in the box of :func:`row_box`, ``lead[r, p]`` = e^{2πi k'_r·R'_p} (rows, nlead) and
+    ``last[j, q]`` = e^{2πi k_j R_q} (length, nlast), so that::
+
+        Σ_R e^{2πi k·n_R} T_R = Σ_q last[j, q] Σ_p lead[r, p] T_(p, q),
+
+    two matrix products costing (rows·nlead + rows·length)·nlast·norb² instead of
+    rows·length·nR·norb²: the mesh's Fourier sum done one axis at a time, as an FFT would, but
+    for the chunk's k-points only.
+    """
+
+    lead: object
+    last: object
+
+
+def row_box(model: TightBinding):
+    """The model's R-vectors in a box (R', R_last): ``(lead_R (nlead, dim−1), last_R (nlast,), index)``.
+
+    ``index`` (nlead·nlast,) holds, row by row, the position of (R'_p, R_q) in the model's R list,
+    or nR where the model has no such R (a zero block). Computed once per model.
+    """
+    tab = model.tables()
+    if "row_box" not in tab:
+        n_R = tab["n_R"]
+        lead_R, lead_of = np.unique(n_R[:, :-1], axis=0, return_inverse=True)
+        last_R, last_of = np.unique(n_R[:, -1], return_inverse=True)
+        index = np.full((len(lead_R), len(last_R)), tab["nR"], dtype=np.int64)
+        index[lead_of.reshape(-1), last_of.reshape(-1)] = np.arange(tab["nR"])
+        tab["row_box"] = (lead_R, last_R, index.reshape(-1))
+    return tab["row_box"]
+
+
+#: Factorise the Bloch sum on mesh rows when that costs less than this share of the direct product.
+ROW_FACTORS_MAX_COST = 0.5
+
+
+def _geometry(model: TightBinding, kfrac: np.ndarray, *, factorise: bool = True):
+    """k-only factors: the Bloch factors and the orbital phases e^{ik·τ_i} (nk, norb).
+
+    The Bloch factors are e_R = exp(2πi k·n_R) (nk, nR), or :class:`RowFactors` when ``kfrac`` is
+    whole rows of a mesh (:func:`hamdesign.lattice.mesh_rows`) and that halves the work at least.
+    The tight-binding phase of a matrix element is Φ_ij(k) = e^{ik·(τ_j − τ_i)}
+    (:func:`orbital_phases`): norb exponentials per k instead of norb².
     """
     tab = model.tables()
     kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
-    e_R = np.exp(2j * np.pi * (kfrac @ tab["n_R"].T))
     orbital_phase = np.exp(1j * (model.lattice.cartesian_k(kfrac) @ model.positions.T))
-    return e_R, orbital_phase
+    shape = mesh_rows(kfrac) if factorise and model.dim > 1 else None
+    if shape is not None:
+        rows, length = shape
+        lead_R, last_R, _ = row_box(model)
+        if (rows * len(lead_R) + rows * length) * len(last_R) < ROW_FACTORS_MAX_COST * rows * length * tab["nR"]:
+            grid = kfrac.reshape(rows, length, model.dim)
+            lead = np.exp(2j * np.pi * (grid[:, 0, :-1] @ lead_R.T))
+            last = np.exp(2j * np.pi * np.outer(grid[0, :, -1], last_R))
+            return RowFactors(lead, last), orbital_phase
+    return np.exp(2j * np.pi * (kfrac @ tab["n_R"].T)), orbital_phase
+
+
+def bloch_sum(model: TightBinding, factors, blocks, be):
+    """Σ_R e^{2πi k·n_R} T_R, shape (nk, norb²), from the Bloch factors of :func:`_geometry` and T_R (nR, norb²)."""
+    if not isinstance(factors, RowFactors):
+        return be.matmul(factors, blocks)
+    xp = be.xp
+    _, last_R, index = row_box(model)
+    n2, nlast = blocks.shape[-1], len(last_R)
+    rows, length = factors.lead.shape[0], factors.last.shape[0]
+    padded = xp.concat([blocks, xp.zeros((1, n2), dtype=xp.complex128, device=be.device)], axis=0)
+    box = xp.reshape(xp.take(padded, be.asarray(index), axis=0), (index.size // nlast, nlast * n2))
+    partial = xp.reshape(be.matmul(factors.lead, box), (rows, nlast, n2))  # Σ_p over R' for each R_last
+    return xp.reshape(be.matmul(factors.last, partial), (rows * length, n2))
 
 
 def orbital_phases(orbital_phase, xp):
@@ -472,29 +543,29 @@ def bloch_terms(
     xp = be.xp
     n = model.norb
     blocks = hopping_blocks(model, params)
-    e_R, phases = _k_factors(model, kfrac, be)
-    nk = e_R.shape[0]
+    factors, phases = _k_factors(model, kfrac, be)
+    nk = phases.shape[0]
     phase = orbital_phases(phases, xp) if orbital_phase else None
 
-    def bloch_sum(weight=None):
+    def summed(weight=None):
         weighted = blocks if weight is None else be.asarray(weight) * blocks
-        x = xp.reshape(be.matmul(e_R, weighted), (nk, n, n))
+        x = xp.reshape(bloch_sum(model, factors, weighted, be), (nk, n, n))
         if phase is not None:
             x = x * phase
         return _hermitian(x, xp) if symmetrise else x
 
-    h = bloch_sum()
+    h = summed()
     v: dict = {}
     w: dict = {}
     if order == 0:
         return h, v, w
     d = bond_displacements(model)
     for a in components:
-        v[a] = bloch_sum(1j * d[a])
+        v[a] = summed(1j * d[a])
     if order == 2:
         for a, b in _PAIRS:
             if a in components and b in components:
-                w[(a, b)] = w[(b, a)] = bloch_sum((-d[a] * d[b]).astype(complex))
+                w[(a, b)] = w[(b, a)] = summed((-d[a] * d[b]).astype(complex))
     return h, v, w
 
 
@@ -525,7 +596,7 @@ def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int
         if order:
             raise ValueError("the periodic gauge is provided for H only")
         be = _backend.current()
-        e_R, _ = _geometry(model, kfrac)
+        e_R, _ = _geometry(model, kfrac, factorise=False)
         hr = be.matmul(be.asarray(e_R), hopping_blocks(model, params))
         return (_hermitian(xp.reshape(hr, (e_R.shape[0], model.norb, model.norb)), xp),)
     if gauge != "tb":
@@ -560,7 +631,7 @@ def berry_connection_terms(model: TightBinding, kfrac, /, *, components=(0, 1, 2
     kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
     phase_R = np.exp(2j * np.pi * (kfrac @ np.asarray(conn.R, dtype=float).T))  # (nk, nR)
     R_cart = np.asarray(conn.R, dtype=float) @ model.lattice.vectors[: model.dim]
-    _, orbital_phase = _geometry(model, kfrac)
+    _, orbital_phase = _geometry(model, kfrac, factorise=False)
     phi = orbital_phases(orbital_phase, np)  # Φ_mn(k) = e^{ik·(τ_n − τ_m)}
     tau = model.positions
     delta = np.moveaxis(tau[None, :, :] - tau[:, None, :], -1, 0)  # delta[a, m, n] = τ_n − τ_m

@@ -14,6 +14,7 @@ from . import backend as _backend
 from .backend import follows_inputs
 from .devices import device_count, sharded_lengths
 from .errors import MemoryBudgetError, ParameterError
+from .lattice import mesh_row_length
 from .memory import memory_budget_bytes
 from .model import TightBinding, _k_factors, bloch_terms, hamiltonian_derivatives
 
@@ -51,11 +52,17 @@ def sequenced(params, previous):
 def k_chunks(kfrac: np.ndarray, size: int) -> Iterator[np.ndarray]:
     """``kfrac`` in consecutive chunks of ``size`` k-points per device.
 
-    Inside :func:`hamdesign.on_devices` a chunk spans ``size`` × the device count and is cut where
-    needed so that each piece either divides evenly over the devices or is a remainder of fewer
-    points than devices (see :mod:`hamdesign.devices`).
+    On one device a mesh whose rows (runs sharing all coordinates but the last) are no longer than
+    ``size`` is cut between rows, ``size`` rounded down to whole rows, so that each chunk's Bloch
+    sum factorises (:class:`hamdesign.model.RowFactors`). Inside :func:`hamdesign.on_devices` a
+    chunk spans ``size`` × the device count and is cut where needed so that each piece either
+    divides evenly over the devices or is a remainder of fewer points than devices (see
+    :mod:`hamdesign.devices`).
     """
     count = device_count()
+    row = mesh_row_length(kfrac) if count == 1 else 1
+    if 1 < row <= size:
+        size -= size % row
     step = size * count
     for start in range(0, len(kfrac), step):
         chunk = kfrac[start : start + step]

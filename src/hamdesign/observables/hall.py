@@ -512,7 +512,7 @@ def sigma_xy_from_curvature(model: TightBinding, energies, omega, /, *, mu, beta
 
 def _squeeze_mu(values, sums: HallSums):
     """(nμ, …) → (…) unless μ was given as an array (a scan)."""
-    return values if sums.scan else values[0]
+    return values if sums.scan else values[0, ...]
 
 
 @follows_inputs
