@@ -9,7 +9,7 @@ on ``Grid(NKdiv=1, NKFFT=N)`` (T = 0, its Fermi-sea calculator); hamdesign: ``ha
 default of ``evaluate``). The results are checked to agree before any time is reported. Everything
 runs on one pinned core with single-threaded BLAS; loading the model is outside the timers.
 
-Usage: ``python scripts/compare_wannierberri_ahc_scan.py [--nk 48] [--levels 1000] [--ws-distance]``
+Usage: ``python scripts/compare_wannierberri_ahc_scan.py [--nk 48] [--levels 1000] [--ws-distance] [--threads 2]``
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import os
 
 for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = "1"
-if hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+ALL_CORES = os.sched_getaffinity(0) if hasattr(os, "sched_setaffinity") else None
+if ALL_CORES is not None:
+    os.sched_setaffinity(0, {max(ALL_CORES)})
 
 import argparse  # noqa: E402
 import gzip  # noqa: E402
@@ -40,6 +41,12 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", type=int, default=1000)
     ap.add_argument("--rtol", type=float, default=1e-6)
     ap.add_argument("--ws-distance", action="store_true", help="the MDRS-corrected model (Fe.win: mp_grid 3×3×3)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="also time hamdesign on this many cores (HAMDESIGN_THREADS), after the one-core runs",
+    )
     args = ap.parse_args(argv)
 
     import wannierberri
@@ -51,11 +58,16 @@ def main(argv=None) -> int:
 
     mus = np.linspace(16.0, 20.0, args.levels)
     model = load_model(str(FE), ws_distance=args.ws_distance)
-    with use_backend("numpy"):
-        start = time.perf_counter()
-        report = hall_report(model, None, args.nk, beta=1e9, mu=mus)
-        ours_s = time.perf_counter() - start
-    ours = np.array([report["sigma_bulk_S_per_cm"][p] for p in ("yz", "zx", "xy")]).T
+
+    def ours_timed():
+        with use_backend("numpy"):
+            start = time.perf_counter()
+            report = hall_report(model, None, args.nk, beta=1e9, mu=mus)
+            seconds = time.perf_counter() - start
+        return seconds, np.array([report["sigma_bulk_S_per_cm"][p] for p in ("yz", "zx", "xy")]).T
+
+    os.environ["HAMDESIGN_THREADS"] = "1"
+    ours_s, ours = ours_timed()
 
     workdir = Path(tempfile.mkdtemp())
     with gzip.open(FE, "rb") as src, open(workdir / "Fe_tb.dat", "wb") as dst:
@@ -78,6 +90,17 @@ def main(argv=None) -> int:
         f"hamdesign {ours_s:.1f} s, WannierBerri {theirs_s:.1f} s, "
         f"ratio {theirs_s / ours_s:.1f}x; max |Δσ| / max |σ| = {difference:.1e}"
     )
+    if args.threads > 1 and ALL_CORES is not None:
+        os.sched_setaffinity(0, ALL_CORES)
+        os.environ["HAMDESIGN_THREADS"] = str(args.threads)
+        threaded_s, threaded = ours_timed()
+        same = np.array_equal(threaded, ours)
+        print(
+            f"hamdesign on {args.threads} threads: {threaded_s:.1f} s "
+            f"({ours_s / threaded_s:.2f}x its one-core time; same numbers: {same})"
+        )
+        if not same:
+            return 1
     return 0 if difference < args.rtol else 1
 
 

@@ -197,8 +197,12 @@ def test_the_fermi_scan_speed_script_checks_agreement_before_timing(flags):
 
     script = Path(__file__).parents[1] / "scripts" / "compare_wannierberri_ahc_scan.py"
     run = subprocess.run(
-        [sys.executable, str(script), "--nk", "5", "--levels", "40", *flags], capture_output=True, text=True, timeout=600
+        [sys.executable, str(script), "--nk", "5", "--levels", "40", "--threads", "2", *flags],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    line = run.stdout.strip().splitlines()[-1]
-    assert line.startswith(f"bcc Fe ({95 if flags else 27} R-vectors), 5³ k, 40 Fermi levels") and "ratio" in line
+    compared, threaded = run.stdout.strip().splitlines()[-2:]
+    assert compared.startswith(f"bcc Fe ({95 if flags else 27} R-vectors), 5³ k, 40 Fermi levels") and "ratio" in compared
+    assert threaded.startswith("hamdesign on 2 threads") and threaded.endswith("same numbers: True)")

@@ -44,13 +44,14 @@ from pathlib import Path
 
 from .errors import ConfigError, ParameterError
 
-#: Environment of a worker process: one thread per BLAS/OpenMP/XLA pool. Set before the frameworks load.
+#: Environment of a worker process: one thread per BLAS/OpenMP/XLA pool and per k-chunk map. Set before the frameworks load.
 THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "VECLIB_MAXIMUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
+    "HAMDESIGN_THREADS": "1",
 }
 #: XLA's CPU flags for one intra-op thread (appended to any XLA_FLAGS already set, e.g. a device count).
 XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"

@@ -20,6 +20,7 @@ quantity that depends on the parameters goes through the active backend's ``xp``
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -367,6 +368,7 @@ def hopping_blocks(model: TightBinding, params, /):
 #: Bytes of k-dependent factors kept per process (:func:`_k_factors`); larger meshes are recomputed.
 K_FACTOR_CACHE_BYTES = 128 * 2**20
 _k_factor_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_k_factor_lock = threading.Lock()
 
 
 def _k_factors(model: TightBinding, kfrac: np.ndarray, be):
@@ -395,16 +397,19 @@ def _cached_geometry(model: TightBinding, kfrac: np.ndarray, *, factorise: bool)
     size = kfrac.shape[0] * (len(model.tables()["n_R"]) + model.norb) * 16
     if size > K_FACTOR_CACHE_BYTES // 4:
         return _geometry(model, kfrac, factorise=factorise)
-    entries = _k_factor_cache.setdefault(model, OrderedDict())
     key = (kfrac.shape, factorise, hashlib.blake2b(kfrac.tobytes(), digest_size=16).digest())
-    hit = entries.get(key)
-    if hit is not None and np.array_equal(hit[0], kfrac):
-        entries.move_to_end(key)
-        return hit[2]
-    entries[key] = (kfrac.copy(), size, _geometry(model, kfrac, factorise=factorise))
-    while sum(entry[1] for entry in entries.values()) > K_FACTOR_CACHE_BYTES:
-        entries.popitem(last=False)
-    return entries[key][2]
+    with _k_factor_lock:  # chunks may be evaluated on several threads (spectrum.map_chunks)
+        entries = _k_factor_cache.setdefault(model, OrderedDict())
+        hit = entries.get(key)
+        if hit is not None and np.array_equal(hit[0], kfrac):
+            entries.move_to_end(key)
+            return hit[2]
+    factors = _geometry(model, kfrac, factorise=factorise)
+    with _k_factor_lock:
+        entries[key] = (kfrac.copy(), size, factors)
+        while sum(entry[1] for entry in entries.values()) > K_FACTOR_CACHE_BYTES:
+            entries.popitem(last=False)
+    return factors
 
 
 @dataclass(frozen=True)

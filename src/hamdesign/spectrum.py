@@ -6,7 +6,11 @@ few (chunk, norb, norb) complex arrays per Cartesian component.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextvars
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -36,6 +40,50 @@ def chunk_size(norb: int, *, order: int = 1, chunk_bytes: int | None = None) -> 
     """k-points per chunk so that one chunk's working set stays within ``chunk_bytes`` (default :func:`chunk_budget`)."""
     per_k = MATRICES_PER_K[order] * norb * norb * 16
     return max(1, int((chunk_bytes or chunk_budget()) // per_k))
+
+
+def worker_threads() -> int:
+    """Threads a forward-only evaluation spreads its k-chunks over (:func:`map_chunks`).
+
+    ``HAMDESIGN_THREADS`` (a positive integer), else the CPUs this process may run on. LAPACK and
+    BLAS release the GIL, so chunks run in parallel; set 1 to measure one core.
+    """
+    text = os.environ.get("HAMDESIGN_THREADS", "").strip()
+    if not text:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ParameterError(f"HAMDESIGN_THREADS must be a positive integer, got {text!r}")
+    return threads
+
+
+def chunk_threads(chunk_bytes: int) -> int:
+    """:func:`worker_threads`, as many as the memory budget holds chunks of ``chunk_bytes`` (at least 1)."""
+    return max(1, min(worker_threads(), int(memory_budget_bytes() // max(int(chunk_bytes), 1))))
+
+
+def map_chunks(work: Callable, chunks: Iterable, /, *, threads: int = 1) -> Iterator:
+    """``work(chunk)`` for each chunk, in order, on up to ``threads`` threads.
+
+    For forward-only evaluations on an eager backend: each chunk is independent, results come back
+    in chunk order (so sums over them are the same whatever the thread count), at most 2 × threads
+    chunks are in flight (memory stays bounded), and each worker runs in a copy of the caller's
+    context (the active backend and device set are context variables).
+    """
+    if threads <= 1:
+        yield from map(work, chunks)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hamdesign-chunk") as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(contextvars.copy_context().run, work, chunk))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def sequenced(params, previous):

@@ -47,9 +47,11 @@ from ..spectrum import (
     chemical_potential,
     chunk_budget,
     chunk_size,
+    chunk_threads,
     eigensystem,
     fermi,
     k_chunks,
+    map_chunks,
     memory_budget_bytes,
     require_positive_beta,
     resolve_mu,  # noqa: F401  (kept importable from here: objectives.py uses it)
@@ -431,16 +433,8 @@ def hall_sums(
     dense_mu = 1 if sorted_scan else nmu  # the sorted contraction keeps no (nμ, nk, nband) array
     check_hall_memory(model, nk, nmu=dense_mu, nplanes=len(planes), at_filling=filling is not None)
     size = hall_chunk_size(model, nmu=dense_mu, nplanes=len(planes))
-    chunks = curvature_chunks(
-        model,
-        params,
-        kfrac,
-        planes=planes,
-        regulator=regulator,
-        position_matrix=position_matrix,
-        degen_thresh=degen_thresh,
-        chunk=size,
-    )
+    curvature_options = dict(planes=planes, regulator=regulator, position_matrix=position_matrix, degen_thresh=degen_thresh)
+    chunks = curvature_chunks(model, params, kfrac, chunk=size, **curvature_options)
     band_min, band_max = np.full(model.nband, np.inf), np.full(model.nband, -np.inf)
 
     def edges(energies):
@@ -461,9 +455,9 @@ def hall_sums(
         return HallSums(xp.reshape(mu_value, (1,)), occupied, xp.sum(omega, axis=0) / nk, band_min, band_max, planes, False)
 
     mu_b = be.asarray(levels) if levels is not None else xp.reshape(mu, (1,))
-    occupied = bands_sum = None
-    for energies, omega in chunks:
-        edges(energies)
+
+    def contracted(energies, omega):
+        """(energies, Σ_n f Ω for every μ, Σ_n Ω) of one chunk."""
         nkc = energies.shape[0]
         if sorted_scan:
             flat_omega = be.to_numpy(omega).reshape(nkc * model.nband, len(planes))
@@ -471,7 +465,20 @@ def hall_sums(
         else:
             occ = fermi(xp.expand_dims(energies, axis=0) - xp.reshape(mu_b, (nmu, 1, 1)), beta)  # (nμ, nkc, nband)
             weighted = be.matmul(xp.reshape(occ, (nmu, nkc * model.nband)), xp.reshape(omega, (nkc * model.nband, len(planes))))
-        band_part = xp.sum(omega, axis=0)
+        return energies, weighted, xp.sum(omega, axis=0)
+
+    if be.can_differentiate:  # a gradient needs the chunks in program order (and traced μ stays serial)
+        parts = (contracted(energies, omega) for energies, omega in chunks)
+    else:
+
+        def chunk_sums(kc):
+            return contracted(*curvature(model, params, kc, **curvature_options))
+
+        threads = chunk_threads(hall_memory_estimate(model, size, nmu=dense_mu, nplanes=len(planes)))
+        parts = map_chunks(chunk_sums, k_chunks(kfrac, size), threads=threads)
+    occupied = bands_sum = None
+    for energies, weighted, band_part in parts:
+        edges(energies)
         occupied = weighted if occupied is None else occupied + weighted
         bands_sum = band_part if bands_sum is None else bands_sum + band_part
     return HallSums(mu_b, occupied / nk, bands_sum / nk, band_min, band_max, planes, scan)

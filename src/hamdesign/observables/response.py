@@ -43,9 +43,11 @@ from ..spectrum import (
     check_memory,
     chunk_budget,
     chunk_size,
+    chunk_threads,
     eigensystem,
     fermi,
     k_chunks,
+    map_chunks,
     require_positive_beta,
     resolve_mu,
     sequenced,
@@ -405,12 +407,20 @@ def pair_chunks(
     """
     previous = after
     for kc in k_chunks(kfrac, size):
-        energies, terms = chunk_terms(model, sequenced(params, previous), kc, interband, order=order, carts=carts)
-        previous = energies
-        occupation = fermi(terms.levels - mu_value, beta)
-        yield PairChunk(
-            terms=terms, f_nm=pair_difference(occupation), levels=transition_levels(terms, mu_value, interband.scissor)
+        part = pair_chunk(
+            model, sequenced(params, previous), kc, mu_value, beta=beta, interband=interband, order=order, carts=carts
         )
+        previous = part.levels
+        yield part
+
+
+def pair_chunk(
+    model: TightBinding, params, kc, mu_value, /, *, beta, interband: InterbandSettings, order: int, carts
+) -> PairChunk:
+    """The :class:`PairChunk` of one k-chunk."""
+    _, terms = chunk_terms(model, params, kc, interband, order=order, carts=carts)
+    occupation = fermi(terms.levels - mu_value, beta)
+    return PairChunk(terms=terms, f_nm=pair_difference(occupation), levels=transition_levels(terms, mu_value, interband.scissor))
 
 
 def spectral_response(
@@ -446,16 +456,30 @@ def spectral_response(
     size = response_chunk_size(n, order=order, ncomp=len(components), ncarts=len(carts), chunk=chunk)
     mu_value = chemical_potential_on_mesh(model, params, kfrac, beta=beta, mu=mu, filling=filling)
     after = mu_value if filling is not None else None
-    total = None
-    for part in pair_chunks(
-        model, params, kfrac, mu_value, beta=beta, interband=interband, order=order, carts=carts, size=size, after=after
-    ):
+
+    def spectrum_of(part: PairChunk):
         pairs = contributing_pairs(part.f_nm, part.levels, omega, eta=eta, smearing=smearing)
         if pairs is not None and pairs.size == 0:
-            continue  # nothing in this chunk can absorb: every term is exactly 0
+            return None  # nothing in this chunk can absorb: every term is exactly 0
         weights = xp.expand_dims(part.f_nm, axis=0) * integrand(part.terms, components)
-        block = transitions_sum(weights, part.levels, omega, eta=eta, smearing=smearing, chunk=chunk, pairs=pairs)
-        total = block if total is None else total + block
+        return transitions_sum(weights, part.levels, omega, eta=eta, smearing=smearing, chunk=chunk, pairs=pairs)
+
+    if be.can_differentiate:  # a gradient needs the chunks in program order
+        parts = pair_chunks(
+            model, params, kfrac, mu_value, beta=beta, interband=interband, order=order, carts=carts, size=size, after=after
+        )
+        blocks = map(spectrum_of, parts)
+    else:
+
+        def chunk_spectrum(kc):
+            return spectrum_of(pair_chunk(model, params, kc, mu_value, beta=beta, interband=interband, order=order, carts=carts))
+
+        threads = chunk_threads(chunk_budget(DEFAULT_CHUNK_BYTES))
+        blocks = map_chunks(chunk_spectrum, k_chunks(kfrac, size), threads=threads)
+    total = None
+    for block in blocks:
+        if block is not None:
+            total = block if total is None else total + block
     if total is None:
         return xp.zeros((len(components), len(omega)), dtype=xp.float64, device=be.device)
     return total / float(nk * model.lattice.cell_measure)
