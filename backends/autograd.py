@@ -21,6 +21,7 @@ from autograd.tracer import getval
 import autograd as _autograd
 import numpy as _np
 
+from ..memory import keep_freed_chunks
 from . import eager_while_loop as while_loop  # noqa: F401  (part of the contract)
 from ._eigh_rule import eigh_vjp_wirtinger
 from ._small_matrices import eigh_small, is_2x2_batch, matmul_2x2, uses_closed_form
@@ -40,6 +41,7 @@ version = _autograd_version()
 can_differentiate = True
 can_compile = False
 chunk_bytes = 256 * 2**20  # working set of one k-chunk (the backward pass keeps each chunk's residuals)
+keep_freed_chunks(64 * 2**20)  # its arrays are NumPy's: reuse freed chunk memory (hamdesign.memory)
 
 
 def devices() -> list[str]:

@@ -8,6 +8,7 @@ import array_api_compat.numpy as xp  # noqa: F401  (the adapter's namespace, par
 
 import numpy as _np
 
+from ..memory import keep_freed_chunks
 from . import eager_while_loop as while_loop  # noqa: F401  (part of the contract)
 from ._small_matrices import eigh_small, is_2x2_batch, matmul_2x2, uses_closed_form
 
@@ -18,6 +19,7 @@ can_compile = False
 #: Working set of one k-chunk: small enough to stay in cache, which makes the eager Hall loop ~20 % faster
 #: than 256 MiB chunks (bcc Fe, docs/performance.md).
 chunk_bytes = 64 * 2**20
+keep_freed_chunks(chunk_bytes)  # a chunk's temporaries reuse the last chunk's memory (no page faults)
 
 
 def devices() -> list[str]:

@@ -4,7 +4,8 @@ The workload of issue 16: the AHC pseudovector of the 18-band bcc Fe model of te
 (diagonal position matrix; no MDRS, 27 R-vectors, or with ``--ws-distance`` the MDRS-corrected
 model, 95 R-vectors, which WannierBerri builds with ``do_ws_dist``) on an N³
 Γ-centred mesh at ``--levels`` Fermi levels. WannierBerri: ``System_R.from_tb_dat`` + ``AHC(Efermi=…)``
-on ``Grid(NKdiv=1, NKFFT=N)`` (T = 0, its Fermi-sea calculator); hamdesign: ``hall_report`` (what
+on ``Grid(NK=N)``, the FFT grid and divisions WannierBerri chooses itself (``--wb-fft F`` sets
+NKFFT = F, NKdiv = N/F instead; T = 0, its Fermi-sea calculator); hamdesign: ``hall_report`` (what
 ``hamdesign evaluate --mu START:STOP:COUNT`` runs) at k_BT = 1e-9 eV on the numpy backend (the
 default of ``evaluate``). The results are checked to agree before any time is reported. Everything
 runs on one pinned core with single-threaded BLAS; loading the model is outside the timers.
@@ -41,6 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", type=int, default=1000)
     ap.add_argument("--rtol", type=float, default=1e-6)
     ap.add_argument("--ws-distance", action="store_true", help="the MDRS-corrected model (Fe.win: mp_grid 3×3×3)")
+    ap.add_argument("--wb-fft", type=int, default=None, help="WannierBerri's NKFFT (N/F divisions); default: its own choice")
     ap.add_argument(
         "--threads",
         type=int,
@@ -76,7 +78,12 @@ def main(argv=None) -> int:
     system = wannierberri.system.System_R.from_tb_dat(tb_file="Fe_tb.dat", silent=True)
     if args.ws_distance:
         system.do_ws_dist(mp_grid=(3, 3, 3), ws_dist_tol=1e-5)
-    grid = wannierberri.Grid(system, NKdiv=1, NKFFT=(args.nk,) * 3, use_symmetry=False)
+    if args.wb_fft is None:
+        grid = wannierberri.Grid(system, NK=(args.nk,) * 3, use_symmetry=False)
+    else:
+        if args.nk % args.wb_fft:
+            ap.error(f"--wb-fft {args.wb_fft} does not divide --nk {args.nk}")
+        grid = wannierberri.Grid(system, NKdiv=args.nk // args.wb_fft, NKFFT=(args.wb_fft,) * 3, use_symmetry=False)
     calc = {"ahc": calculators.static.AHC(Efermi=mus, save_mode="none", kwargs_formula={"external_terms": False})}
     start = time.perf_counter()
     result = wannierberri.run(
@@ -87,7 +94,7 @@ def main(argv=None) -> int:
     difference = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
     print(
         f"bcc Fe ({len(model.tables()['n_R'])} R-vectors), {args.nk}³ k, {args.levels} Fermi levels: "
-        f"hamdesign {ours_s:.1f} s, WannierBerri {theirs_s:.1f} s, "
+        f"hamdesign {ours_s:.1f} s, WannierBerri {theirs_s:.1f} s (NKFFT {grid.FFT[0]}, NKdiv {grid.div[0]}), "
         f"ratio {theirs_s / ours_s:.1f}x; max |Δσ| / max |σ| = {difference:.1e}"
     )
     if args.threads > 1 and ALL_CORES is not None:

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hamdesign.backends import _small_matrices, eager_while_loop
 
@@ -21,6 +23,8 @@ import numpy as np
 from conftest import on_backend, random_model, require_module, strict_adapter
 from hamdesign.models import haldane
 from hamdesign.observables import hall
+
+DATA = Path(__file__).parent / "data"
 
 
 def _hermitian_batch(seed: int = 0, n: int = 2, count: int = 400) -> np.ndarray:
@@ -411,3 +415,56 @@ def test_row_factorised_bloch_sum_is_array_api_code():
         got = np.asarray(hd.anomalous_hall_conductivity(model, None, k, beta=4.0, mu=0.1))
     model_module._k_factor_cache.clear()
     assert np.allclose(got, expected, rtol=1e-12)
+
+
+def test_freed_chunk_memory_is_reused_instead_of_faulted_back_in():
+    """A Fermi-level scan of bcc Fe, 16³ in 8 chunks: with the allocator setting a chunk reuses the last chunk's pages.
+
+    MALLOC_ARENA_MAX (a MALLOC_* variable that leaves the thresholds alone) switches the setting
+    off, as any user's MALLOC_* choice does, so the two runs differ only in it.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from hamdesign import memory
+
+    if not sys.platform.startswith("linux") or not memory._glibc():
+        pytest.fail("the allocator setting is for Linux with glibc; this test machine should be one")
+    code = (
+        "import resource, numpy as np\n"
+        "import hamdesign.memory as m\n"
+        "from hamdesign.backend import use_backend\n"
+        "from hamdesign.io import load_model\n"
+        "from hamdesign.observables.hall import hall_report\n"
+        f"model = load_model({str(DATA / 'wannier' / 'Fe_tb.dat.gz')!r}, ws_distance=False)\n"
+        "with use_backend('numpy'):\n"
+        "    hall_report(model, None, 8, beta=1e3, mu=np.linspace(16, 20, 50))\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    hall_report(model, None, 16, beta=1e3, mu=np.linspace(16, 20, 50))\n"
+        "print(m.freed_chunks_kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+
+    def faults(**env):
+        environment = {**os.environ, "HAMDESIGN_THREADS": "1", **env}
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=300)
+        kept, count = run.stdout.split()
+        return kept, int(count)
+
+    tuned, untuned = faults(), faults(MALLOC_ARENA_MAX="8")
+    assert tuned[0] == "True" and untuned[0] == "False"
+    assert tuned[1] * 5 < untuned[1], (tuned, untuned)
+
+
+def test_a_users_malloc_settings_are_left_alone():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hamdesign.memory as m; from hamdesign.backend import get_backend; "
+        "get_backend('numpy'); print(m.freed_chunks_kept)"
+    )
+    env = {**os.environ, "MALLOC_TOP_PAD_": "1048576"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.stdout.strip() == "False", run.stderr
