@@ -505,9 +505,9 @@ def fermi_sea_sums(levels: np.ndarray, weights: np.ndarray, mus: np.ndarray, /, 
     high = np.searchsorted(ordered, mus + half, side="right")
     out = cumulative[low].copy()
     with _backend.use_backend("numpy"):  # the arrays here are NumPy whatever the caller's backend
-        for i, (a, b) in enumerate(zip(low, high, strict=True)):
-            if b > a:
-                out[i] += np.asarray(fermi(ordered[a:b] - mus[i], beta)) @ w[a:b]
+        for i in np.flatnonzero(high > low):  # only the μ with levels in their window
+            a, b = low[i], high[i]
+            out[i] += np.asarray(fermi(ordered[a:b] - mus[i], beta)) @ w[a:b]
     return out
 
 
