@@ -462,7 +462,7 @@ def _geometry(model: TightBinding, kfrac: np.ndarray, *, factorise: bool = True)
     """
     tab = model.tables()
     kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
-    orbital_phase = np.exp(1j * (model.lattice.cartesian_k(kfrac) @ model.positions.T))
+    orbital_phase = orbital_phase_factors(model, kfrac)
     shape = mesh_rows(kfrac) if factorise and model.dim > 1 else None
     if shape is not None:
         rows, length = shape
@@ -472,7 +472,19 @@ def _geometry(model: TightBinding, kfrac: np.ndarray, *, factorise: bool = True)
             lead = np.exp(2j * np.pi * (grid[:, 0, :-1] @ lead_R.T))
             last = np.exp(2j * np.pi * np.outer(grid[0, :, -1], last_R))
             return RowFactors(lead, last), orbital_phase
-    return np.exp(2j * np.pi * (kfrac @ tab["n_R"].T)), orbital_phase
+    return plane_waves(model, kfrac), orbital_phase
+
+
+def plane_waves(model: TightBinding, kfrac: np.ndarray) -> np.ndarray:
+    """e_R = exp(2πi k·n_R), (nk, nR), NumPy."""
+    kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
+    return np.exp(2j * np.pi * (kfrac @ model.tables()["n_R"].T))
+
+
+def orbital_phase_factors(model: TightBinding, kfrac: np.ndarray) -> np.ndarray:
+    """e^{ik·τ_i}, (nk, norb), NumPy: the diagonal of P that takes the phase-free matrices to the tight-binding ones."""
+    kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
+    return np.exp(1j * (model.lattice.cartesian_k(kfrac) @ model.positions.T))
 
 
 def bloch_sum(model: TightBinding, factors, blocks, be):
@@ -601,7 +613,7 @@ def hamiltonian_derivatives(model: TightBinding, params, kfrac, /, *, order: int
         if order:
             raise ValueError("the periodic gauge is provided for H only")
         be = _backend.current()
-        e_R, _ = _geometry(model, kfrac, factorise=False)
+        e_R = plane_waves(model, kfrac)
         hr = be.matmul(be.asarray(e_R), hopping_blocks(model, params))
         return (_hermitian(xp.reshape(hr, (e_R.shape[0], model.norb, model.norb)), xp),)
     if gauge != "tb":
@@ -636,8 +648,7 @@ def berry_connection_terms(model: TightBinding, kfrac, /, *, components=(0, 1, 2
     kfrac = np.asarray(kfrac, dtype=float).reshape(-1, model.dim)
     phase_R = np.exp(2j * np.pi * (kfrac @ np.asarray(conn.R, dtype=float).T))  # (nk, nR)
     R_cart = np.asarray(conn.R, dtype=float) @ model.lattice.vectors[: model.dim]
-    _, orbital_phase = _geometry(model, kfrac, factorise=False)
-    phi = orbital_phases(orbital_phase, np)  # Φ_mn(k) = e^{ik·(τ_n − τ_m)}
+    phi = orbital_phases(orbital_phase_factors(model, kfrac), np)  # Φ_mn(k) = e^{ik·(τ_n − τ_m)}
     tau = model.positions
     delta = np.moveaxis(tau[None, :, :] - tau[:, None, :], -1, 0)  # delta[a, m, n] = τ_n − τ_m
     nk, norb = kfrac.shape[0], model.norb

@@ -16,11 +16,11 @@ import numpy as np
 
 from . import backend as _backend
 from .backend import follows_inputs
-from .devices import device_count, sharded_lengths
+from .devices import along_k, device_count, sharded_lengths
 from .errors import MemoryBudgetError, ParameterError
 from .lattice import mesh_row_length
 from .memory import memory_budget_bytes
-from .model import TightBinding, _k_factors, bloch_terms, hamiltonian_derivatives
+from .model import TightBinding, bloch_terms, hamiltonian_derivatives, orbital_phase_factors
 
 #: Working-set budget for one k-chunk, bytes (``HAMDESIGN_MEMORY_BUDGET`` in GiB overrides it).
 DEFAULT_CHUNK_BYTES = 256 * 2**20
@@ -164,7 +164,7 @@ def eigensystem(model: TightBinding, params, kfrac, /, *, order: int = 1, compon
     )
     energies, rotated = be.eigh(h)
     ud = xp.conj(xp.matrix_transpose(rotated))
-    states = xp.expand_dims(xp.conj(_k_factors(model, kfrac, be)[1]), axis=-1) * rotated if vectors else None
+    states = xp.expand_dims(xp.conj(along_k(orbital_phase_factors(model, kfrac))), axis=-1) * rotated if vectors else None
 
     def to_band(x):
         return be.matmul(be.matmul(ud, x), rotated)
