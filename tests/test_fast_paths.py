@@ -307,20 +307,54 @@ def test_bloch_terms_without_orbital_phases_are_the_same_operators(backend):
         assert np.allclose(p * x * np.conj(np.swapaxes(p, -1, -2)), y, rtol=0, atol=1e-13 * np.abs(x).max())
 
 
-def test_eigensystem_states_are_tight_binding_eigenvectors(backend):
-    """The eigensystem solves the phase-free matrices but returns eigenvectors of H(k) in the tight-binding convention."""
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_paired_bloch_terms_carry_two_derivatives_each(backend, order, seed):
+    """X = ∂_a H + i ∂_b H (one Bloch sum) unpacks to ∂_a H and ∂_b H: odd ones out, first and second orders kept apart."""
+    from hamdesign.model import bloch_terms, paired_bloch_terms, unpack_pair
+
+    be = backend
+    components = [(0, 1, 2), (2, 0), (1,)][seed]
+    model, k = random_model(3, dim=3, seed=seed), hd.kmesh(3, 3) + 0.17
+    h, v, w = bloch_terms(model, None, k, order=order, components=components, symmetrise=False, orbital_phase=False)
+    h2, pairs = paired_bloch_terms(model, None, k, order=order, components=components)
+    assert np.array_equal(be.to_numpy(h), be.to_numpy(h2))
+    single = {**v, **{key: x for key, x in w.items() if key[0] <= key[1]}}
+    seen = {}
+    for pair in pairs:
+        assert pair.second is None or type(pair.first) is type(pair.second)  # ∂H with ∂H, ∂∂H with ∂∂H
+        if pair.second is None:
+            seen[pair.first] = be.to_numpy(pair.matrix)
+        else:
+            seen[pair.first], seen[pair.second] = (be.to_numpy(x) for x in unpack_pair(pair.matrix, be.xp))
+    assert sorted(seen, key=str) == sorted(single, key=str)
+    assert len(pairs) == (len(v) + 1) // 2 + (len(single) - len(v) + 1) // 2
+    for key, x in single.items():
+        x = be.to_numpy(x)
+        assert np.allclose(seen[key], x, rtol=0, atol=1e-13 * np.abs(x).max())
+
+
+@pytest.mark.parametrize("components", [(0, 1, 2), (2, 0), (1,)], ids=["xyz", "zx", "y"])
+def test_eigensystem_states_are_tight_binding_eigenvectors(backend, components):
+    """The eigensystem solves the phase-free matrices but returns eigenvectors of H(k) in the tight-binding convention,
+    and its band-basis matrices (two derivatives to a product, unpacked) are U†∂H U and U†∂∂H U."""
     from hamdesign.model import hamiltonian_derivatives
     from hamdesign.spectrum import eigensystem
 
     be = backend
     model, k = random_model(4, dim=3, seed=6), hd.kmesh(3, 3) + 0.21
-    h, v = (be.to_numpy(x) for x in hamiltonian_derivatives(model, None, k, order=1))
-    energies, states, vb, _ = eigensystem(model, None, k, order=1)
+    h, v, w = (be.to_numpy(x) for x in hamiltonian_derivatives(model, None, k, order=2))
+    energies, states, vb, wb = eigensystem(model, None, k, order=2, components=components)
     energies, states = be.to_numpy(energies), be.to_numpy(states)
     assert np.allclose(h @ states, states * energies[:, None, :], atol=1e-12)
     ud = np.conj(np.swapaxes(states, -1, -2))
-    for a in range(3):
-        assert np.allclose(ud @ v[a] @ states, be.to_numpy(vb[a]), atol=1e-12)
+    assert sorted(vb) == sorted(components) and sorted(wb) == sorted((a, b) for a in components for b in components)
+    band = {**vb, **wb}
+    for key, x in band.items():
+        x = be.to_numpy(x)
+        reference = ud @ (v[key] if isinstance(key, int) else w[key]) @ states
+        assert np.allclose(reference, x, atol=1e-12)
+        assert np.allclose(x, np.conj(np.swapaxes(x, -1, -2)), rtol=0, atol=1e-14 * np.abs(x).max())
     assert eigensystem(model, None, k, order=1, vectors=False)[1] is None
 
 

@@ -556,6 +556,41 @@ def bloch_terms(
     """
     if order not in (0, 1, 2):
         raise ValueError("order must be 0, 1 or 2")
+    summed = _bloch_summer(model, params, kfrac, symmetrise=symmetrise, orbital_phase=orbital_phase)
+    h = summed()
+    v: dict = {}
+    w: dict = {}
+    if order == 0:
+        return h, v, w
+    weights = derivative_weights(model, order=order, components=components)
+    for key, weight in weights.items():
+        if isinstance(key, int):
+            v[key] = summed(weight)
+        else:
+            w[key] = w[key[::-1]] = summed(weight)
+    return h, v, w
+
+
+def derivative_weights(model: TightBinding, *, order: int, components) -> dict:
+    """The weights c_R that make Σ_R e^{2πi k·n_R} (c_R ∘ T_R) a derivative of H (phase-free form).
+
+    a → i d^a (∂_a H) for a in ``components``, and at ``order`` 2 also (a, b) → −d^a d^b
+    (∂_a∂_b H) for a ≤ b, d the bond displacements (:func:`bond_displacements`), each (nR, norb²).
+    """
+    d = bond_displacements(model)
+    weights: dict = {a: 1j * d[a] for a in components}
+    if order == 2:
+        for a, b in _PAIRS:
+            if a in components and b in components:
+                weights[(a, b)] = (-d[a] * d[b]).astype(complex)
+    return weights
+
+
+def _bloch_summer(model: TightBinding, params, kfrac, /, *, symmetrise: bool, orbital_phase: bool):
+    """``summed(c)`` = Σ_R e^{2πi k·n_R} (c_R ∘ T_R) (∘ Φ with ``orbital_phase``) as (nk, norb, norb).
+
+    ``summed()`` is H(k) itself; the k-factors and the hopping blocks are computed once and shared.
+    """
     be = _backend.current()
     xp = be.xp
     n = model.norb
@@ -571,19 +606,52 @@ def bloch_terms(
             x = x * phase
         return _hermitian(x, xp) if symmetrise else x
 
+    return summed
+
+
+@dataclass(frozen=True)
+class HermitianPair:
+    """Two Hermitian matrices carried as one, X = A + iB: ``first`` names A, ``second`` names B (None: B = 0).
+
+    Since A and B are Hermitian, A = (X + X†)/2 and B = (X − X†)/(2i) (:func:`unpack_pair`), and
+    U†XU = U†AU + i U†BU: one change of basis, two matrix products, serves both.
+    """
+
+    first: object
+    second: object
+    matrix: object
+
+
+def unpack_pair(x, xp):
+    """(A, B) from X = A + iB with A and B Hermitian: A = (X + X†)/2, B = (X − X†)/(2i)."""
+    xh = xp.conj(xp.matrix_transpose(x))
+    return 0.5 * (x + xh), -0.5j * (x - xh)
+
+
+def paired_bloch_terms(model: TightBinding, params, kfrac, /, *, order: int, components=(0, 1, 2)):
+    """H(k) and its derivatives two to a matrix: ``(H, pairs)`` with ``pairs`` a list of :class:`HermitianPair`.
+
+    The same derivatives as :func:`bloch_terms` (phase-free form, not symmetrised), but ∂_a H + i ∂_b H
+    is one Bloch sum with weights i d^a − d^b, so a caller that changes basis (U†XU) does half the
+    matrix products: first derivatives pair with first derivatives and second with second (their sizes
+    are alike, so A and B come back with alike round-off). Keys: a for ∂_a H, (a, b) with a ≤ b for
+    ∂_a∂_b H; an odd one out has ``second`` None.
+    """
+    if order not in (0, 1, 2):
+        raise ValueError("order must be 0, 1 or 2")
+    summed = _bloch_summer(model, params, kfrac, symmetrise=False, orbital_phase=False)
     h = summed()
-    v: dict = {}
-    w: dict = {}
     if order == 0:
-        return h, v, w
-    d = bond_displacements(model)
-    for a in components:
-        v[a] = summed(1j * d[a])
-    if order == 2:
-        for a, b in _PAIRS:
-            if a in components and b in components:
-                w[(a, b)] = w[(b, a)] = summed((-d[a] * d[b]).astype(complex))
-    return h, v, w
+        return h, []
+    weights = derivative_weights(model, order=order, components=components)
+    pairs = []
+    for kind in (int, tuple):
+        keys = [key for key in weights if isinstance(key, kind)]
+        seconds = keys[1::2] + [None] * (len(keys) % 2)
+        for first, second in zip(keys[0::2], seconds, strict=True):
+            weight = weights[first] if second is None else weights[first] + 1j * weights[second]
+            pairs.append(HermitianPair(first, second, summed(weight)))
+    return h, pairs
 
 
 @follows_inputs

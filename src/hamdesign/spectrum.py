@@ -20,7 +20,7 @@ from .devices import along_k, device_count, sharded_lengths
 from .errors import MemoryBudgetError, ParameterError
 from .lattice import mesh_row_length
 from .memory import memory_budget_bytes
-from .model import TightBinding, bloch_terms, hamiltonian_derivatives, orbital_phase_factors
+from .model import TightBinding, hamiltonian_derivatives, orbital_phase_factors, paired_bloch_terms, unpack_pair
 
 #: Working-set budget for one k-chunk, bytes (``HAMDESIGN_MEMORY_BUDGET`` in GiB overrides it).
 DEFAULT_CHUNK_BYTES = 256 * 2**20
@@ -158,24 +158,21 @@ def eigensystem(model: TightBinding, params, kfrac, /, *, order: int = 1, compon
     be = _backend.current()
     xp = be.xp
     # without the orbital phases P = diag(e^{ik·τ}): eigh gives P U, whose band-basis matrices are
-    # the same; the matrices are Hermitian up to round-off, all that eigh and U†XU need
-    h, v, w = bloch_terms(
-        model, params, kfrac, order=order, components=tuple(sorted(set(components))), symmetrise=False, orbital_phase=False
-    )
+    # the same; the matrices are Hermitian up to round-off, all that eigh and U†XU need. Two Hermitian
+    # derivatives travel as one matrix A + iB: U†(A + iB)U costs the products of one
+    h, pairs = paired_bloch_terms(model, params, kfrac, order=order, components=tuple(sorted(set(components))))
     energies, rotated = be.eigh(h)
     ud = xp.conj(xp.matrix_transpose(rotated))
     states = xp.expand_dims(xp.conj(along_k(orbital_phase_factors(model, kfrac))), axis=-1) * rotated if vectors else None
-
-    def to_band(x):
-        return be.matmul(be.matmul(ud, x), rotated)
-
-    v_band = {a: to_band(x) for a, x in v.items() if a in components} if order >= 1 else {}
-    w_band: dict = {}
-    for key, x in w.items():
-        if key[::-1] in w_band:
-            w_band[key] = w_band[key[::-1]]
+    band: dict = {}
+    for pair in pairs:
+        x = be.matmul(be.matmul(ud, pair.matrix), rotated)
+        if pair.second is None:
+            band[pair.first] = x
         else:
-            w_band[key] = to_band(x)
+            band[pair.first], band[pair.second] = unpack_pair(x, xp)
+    v_band = {a: band[a] for a in components} if order >= 1 else {}
+    w_band = {(a, b): band[(min(a, b), max(a, b))] for a in components for b in components} if order == 2 else {}
     return energies, states, v_band, w_band
 
 

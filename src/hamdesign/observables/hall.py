@@ -434,7 +434,6 @@ def hall_sums(
     check_hall_memory(model, nk, nmu=dense_mu, nplanes=len(planes), at_filling=filling is not None)
     size = hall_chunk_size(model, nmu=dense_mu, nplanes=len(planes))
     curvature_options = dict(planes=planes, regulator=regulator, position_matrix=position_matrix, degen_thresh=degen_thresh)
-    chunks = curvature_chunks(model, params, kfrac, chunk=size, **curvature_options)
     band_min, band_max = np.full(model.nband, np.inf), np.full(model.nband, -np.inf)
 
     def edges(energies):
@@ -445,7 +444,7 @@ def hall_sums(
         np.maximum(band_max, e.max(axis=0), out=band_max)
 
     if filling is not None:
-        parts = list(chunks)
+        parts = list(curvature_chunks(model, params, kfrac, chunk=size, **curvature_options))
         energies = parts[0][0] if len(parts) == 1 else xp.concat([p[0] for p in parts], axis=0)
         omega = parts[0][1] if len(parts) == 1 else xp.concat([p[1] for p in parts], axis=0)
         edges(energies)
@@ -468,6 +467,7 @@ def hall_sums(
         return energies, weighted, xp.sum(omega, axis=0)
 
     if be.can_differentiate:  # a gradient needs the chunks in program order (and traced μ stays serial)
+        chunks = curvature_chunks(model, params, kfrac, chunk=size, **curvature_options)
         parts = (contracted(energies, omega) for energies, omega in chunks)
     else:
 
