@@ -189,7 +189,7 @@ def test_full_position_matrix_gradient_across_backends_and_finite_differences(na
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-5 * np.abs(fd).max())
 
 
-@pytest.mark.parametrize("flags", [[], ["--ws-distance"]], ids=["no-mdrs", "mdrs"])
+@pytest.mark.parametrize("flags", [[], ["--ws-distance", "--repeat", "2"]], ids=["no-mdrs", "mdrs-repeated"])
 def test_the_fermi_scan_speed_script_checks_agreement_before_timing(flags):
     """scripts/compare_wannierberri_ahc_scan.py (the issue's side-by-side workload) on a small mesh: it agrees and says so."""
     import subprocess
@@ -203,6 +203,10 @@ def test_the_fermi_scan_speed_script_checks_agreement_before_timing(flags):
         timeout=600,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    compared, threaded = run.stdout.strip().splitlines()[-2:]
+    lines = run.stdout.strip().splitlines()
+    compared, threaded = lines[-2:]
     assert compared.startswith(f"bcc Fe ({95 if flags else 27} R-vectors), 5³ k, 40 Fermi levels") and "ratio" in compared
+    if "--repeat" in flags:  # each round reported, then the median and range of the ratio
+        assert [line.split(":")[0] for line in lines if line.startswith("round ")] == ["round 1", "round 2"]
+        assert "ratio median" in compared
     assert threaded.startswith("hamdesign on 2 threads") and threaded.endswith("same numbers: True)")
