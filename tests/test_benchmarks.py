@@ -126,3 +126,24 @@ def test_fermi_level_scan_benchmark_runs_both_paths():
         results[path] = bench.compute(path, 3, 5)
     assert results["dense"].shape == (5, 3) and np.abs(results["dense"]).max() > 10.0
     np.testing.assert_allclose(results["report"], results["dense"], rtol=0, atol=1e-10 * np.abs(results["dense"]).max())
+
+
+def test_fe_eigensystem_benchmark_times_the_same_matrices_paired_and_unpaired():
+    from benchmarks.hall import FeEigensystem
+
+    from hamdesign import model as model_module
+
+    for order in (1, 2):
+        results = {}
+        for paired in (True, False):
+            bench = FeEigensystem()
+            bench.nk = 3
+            bench.setup(paired, order)
+            bench.time_eigensystem(paired, order)
+            results[paired] = bench.compute(paired, order)
+        assert model_module.PAIRED_DERIVATIVES is True  # the switch is put back
+        for (v1, w1), (v2, w2) in zip(results[True], results[False], strict=True):
+            assert len(v1) == 3 and len(w1) == (9 if order == 2 else 0)
+            for key in (*v1, *w1):
+                x, y = (v1 | w1)[key], (v2 | w2)[key]
+                np.testing.assert_allclose(x, y, rtol=0, atol=1e-12 * np.abs(y).max())

@@ -101,3 +101,46 @@ class FermiLevelScan:
 
     def time_scan(self, path, nk, levels):
         self.compute(path, nk, levels)
+
+
+class FeEigensystem:
+    """bcc Fe (18 bands): the eigensystem and its band-basis derivative matrices on a 16³ mesh, NumPy.
+
+    ``paired`` carries two Hermitian derivatives per matrix, one change of basis for both
+    (:func:`hamdesign.model.paired_bloch_terms`); unpaired is the path it replaced, one per
+    derivative. ``order`` 1: the three velocities (Hall); 2: also the six second derivatives (shift).
+    """
+
+    params = ([True, False], [1, 2])
+    param_names = ["paired", "order"]
+    timeout = 300
+    nk = 16
+
+    def setup(self, paired, order):
+        from pathlib import Path
+
+        import hamdesign as hd
+        from hamdesign.backend import use_backend
+        from hamdesign.io import load_model
+        from hamdesign.spectrum import chunk_size, k_chunks
+
+        root = Path(__file__).resolve().parents[2]
+        self.model = load_model(str(root / "tests" / "data" / "wannier" / "Fe_tb.dat.gz"), ws_distance=False)
+        with use_backend("numpy"):  # the numpy adapter's cache-sized chunks
+            self.chunks = list(k_chunks(hd.kmesh(self.nk, 3), chunk_size(self.model.norb, order=order)))
+
+    def compute(self, paired, order):
+        """The band-basis matrices of every chunk: a list of (v_band, w_band)."""
+        from hamdesign import model as model_module
+        from hamdesign.backend import use_backend
+        from hamdesign.spectrum import eigensystem
+
+        saved, model_module.PAIRED_DERIVATIVES = model_module.PAIRED_DERIVATIVES, paired
+        try:
+            with use_backend("numpy"):
+                return [eigensystem(self.model, None, kc, order=order, vectors=False)[2:] for kc in self.chunks]
+        finally:
+            model_module.PAIRED_DERIVATIVES = saved
+
+    def time_eigensystem(self, paired, order):
+        self.compute(paired, order)

@@ -628,6 +628,11 @@ def unpack_pair(x, xp):
     return 0.5 * (x + xh), -0.5j * (x - xh)
 
 
+#: Carry two Hermitian derivatives per matrix (:func:`paired_bloch_terms`); False gives each its own
+#: matrix, the path the pairing replaced (for side-by-side timing).
+PAIRED_DERIVATIVES = True
+
+
 def paired_bloch_terms(model: TightBinding, params, kfrac, /, *, order: int, components=(0, 1, 2)):
     """H(k) and its derivatives two to a matrix: ``(H, pairs)`` with ``pairs`` a list of :class:`HermitianPair`.
 
@@ -635,7 +640,7 @@ def paired_bloch_terms(model: TightBinding, params, kfrac, /, *, order: int, com
     is one Bloch sum with weights i d^a − d^b, so a caller that changes basis (U†XU) does half the
     matrix products: first derivatives pair with first derivatives and second with second (their sizes
     are alike, so A and B come back with alike round-off). Keys: a for ∂_a H, (a, b) with a ≤ b for
-    ∂_a∂_b H; an odd one out has ``second`` None.
+    ∂_a∂_b H; an odd one out, or every one with :data:`PAIRED_DERIVATIVES` False, has ``second`` None.
     """
     if order not in (0, 1, 2):
         raise ValueError("order must be 0, 1 or 2")
@@ -647,8 +652,11 @@ def paired_bloch_terms(model: TightBinding, params, kfrac, /, *, order: int, com
     pairs = []
     for kind in (int, tuple):
         keys = [key for key in weights if isinstance(key, kind)]
-        seconds = keys[1::2] + [None] * (len(keys) % 2)
-        for first, second in zip(keys[0::2], seconds, strict=True):
+        if PAIRED_DERIVATIVES:
+            firsts, seconds = keys[0::2], keys[1::2] + [None] * (len(keys) % 2)
+        else:
+            firsts, seconds = keys, [None] * len(keys)
+        for first, second in zip(firsts, seconds, strict=True):
             weight = weights[first] if second is None else weights[first] + 1j * weights[second]
             pairs.append(HermitianPair(first, second, summed(weight)))
     return h, pairs
