@@ -140,6 +140,26 @@ def test_hall_is_unchanged_by_a_rotation_inside_degenerate_subspaces(monkeypatch
     np.testing.assert_allclose(turned, reference, rtol=0, atol=1e-9 * max(np.abs(reference).max(), 1.0))
 
 
+@pytest.mark.parametrize("position_matrix", ["diagonal", "full"])
+def test_each_hall_component_is_the_same_whichever_others_are_requested(fe_models, position_matrix):
+    """Ω^x, Ω^y, Ω^z of bcc Fe (MDRS) requested alone, in pairs and all together: the same conductivities.
+
+    The velocities are carried two to a band-basis product (``model.paired_bloch_terms``), and which
+    two share a product depends on the request; the answer must not."""
+    from hamdesign.observables.hall import hall_sums
+
+    k, mus = hd.kmesh(4, 3) + 0.03, np.array([17.5, 18.0, 18.5])
+    options = dict(beta=1 / 0.02, mu=mus, position_matrix=position_matrix)
+    with use_backend("numpy"):
+        together = np.asarray(hall_sums(fe_models[True], None, k, planes=("yz", "zx", "xy"), **options).occupied)
+        assert np.abs(together).min() > 1e-6 * np.abs(together).max()  # no component is trivially zero here
+        for planes in (("yz",), ("zx",), ("xy",), ("yz", "zx"), ("zx", "xy"), ("xy", "yz")):
+            alone = np.asarray(hall_sums(fe_models[True], None, k, planes=planes, **options).occupied)
+            for column, plane in enumerate(planes):
+                expected = together[:, ("yz", "zx", "xy").index(plane)]
+                np.testing.assert_allclose(alone[:, column], expected, rtol=1e-12, atol=1e-12 * np.abs(together).max())
+
+
 def test_report_states_the_conventions_used(fe_models):
     with use_backend("numpy"):
         report = hall_report(fe_models[True], None, 2, beta=50.0, mu=np.array([17.0, 18.0]), position_matrix="full")
